@@ -1,0 +1,71 @@
+"""The nnsight seam: the only module that imports nnsight.
+
+Everything that reads or writes neuron sites inside a forward pass goes through the helpers here,
+so the rest of the engine talks about (layer, site) and never about envoys or proxies.
+nnsight 0.8 idioms (STACK_NOTES.md): wrap a built model with `TransformersModel(model,
+tokenizer=...)`; touch modules in forward order inside a trace; lists built inside a trace must be
+created with `nnsight.save([])`; run traces under `torch.no_grad()`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import nnsight
+import torch
+
+from lsn_explorer.core.architectures import Architecture, Site, mlp_module
+
+if TYPE_CHECKING:
+    from lsn_explorer.core.model import ModelHandle
+
+
+def wrap(model: Any, tokenizer: Any) -> Any:
+    """Wrap a built transformers causal LM for tracing (the tokenizer is shared, not copied)."""
+    return nnsight.TransformersModel(model, tokenizer=tokenizer)
+
+
+def site_proxy(mlp: Any, arch: Architecture, site: Site, d_ff: int) -> Any:
+    """The nnsight proxy of `site` inside one MLP envoy (read or write it in place).
+
+    g of a fused gate/up projection (Phi3) is the first d_ff columns of its output, matching
+    `gate, up = gate_up_proj(x).chunk(2, dim=-1)` in the model code.
+    """
+    if site == "g":
+        out = getattr(mlp, arch.gate).output
+        return out[..., :d_ff] if arch.fused_gate_up else out
+    if site == "s":
+        return getattr(mlp, arch.act).output
+    return getattr(mlp, arch.down).input
+
+
+def read_sites(
+    handle: ModelHandle,
+    inputs: dict[str, torch.Tensor],
+    sites: Sequence[Site] = ("g", "s", "a"),
+    layers: Sequence[int] | None = None,
+) -> dict[Site, list[torch.Tensor]]:
+    """Run one forward pass and return the activations at `sites` for `layers`.
+
+    Args:
+        handle: the loaded model.
+        inputs: tokenizer output (`input_ids`, `attention_mask`, optionally `position_ids`).
+        sites: which of g, s, a to read; each must exist in the architecture.
+        layers: layer indices (default: all), read in ascending order.
+
+    Returns:
+        site → list over `layers` of tensors shaped [batch, seq, d_ff] (on the model's device).
+    """
+    for site in sites:
+        handle.arch.check_site(site)
+    layer_ids = sorted(range(handle.n_layers) if layers is None else layers)
+    order = [s for s in ("g", "s", "a") if s in sites]  # forward order inside each MLP
+    wrapped = handle.wrapped
+    d_ff = handle.d_ff
+    with torch.no_grad(), wrapped.trace(dict(inputs)):
+        saved = nnsight.save({site: [] for site in order})
+        for layer in layer_ids:
+            mlp = mlp_module(wrapped, handle.arch, layer)
+            for site in order:
+                saved[site].append(site_proxy(mlp, handle.arch, site, d_ff).save())
+    return {site: [t.detach() for t in saved[site]] for site in order}

@@ -1,0 +1,45 @@
+"""User-facing failures: one line saying what went wrong, one hint saying what to do.
+
+Every failure a user can cause (bad path, unknown language, malformed file) is raised as an
+`LsnError` subclass. The CLI prints `error: <message>` and `hint: <hint>` without a traceback and
+exits non-zero; the TUI shows the same text as a notification. Unexpected exceptions are not
+wrapped here: they are bugs and keep their traceback.
+"""
+
+from __future__ import annotations
+
+
+class LsnError(Exception):
+    """A failure the user can fix. `message` says what happened, `hint` what to do next."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class ModelLoadError(LsnError):
+    """The model source could not be turned into a loaded model."""
+
+
+class UnsupportedArchitecture(ModelLoadError):
+    """The checkpoint's model family has no row in the architecture table."""
+
+
+class SiteError(LsnError):
+    """A site (g | s | a) was asked for that the model does not have."""
+
+
+class LanguageError(LsnError):
+    """An unknown language code, or a language without the data asked for."""
+
+
+class CorpusError(LsnError):
+    """A corpus file is missing, empty, or not aligned with its parallel files."""
+
+
+class TaskFileError(LsnError):
+    """A benchmark file (XNLI / XQuAD / MKQA) is missing or malformed."""

@@ -1,0 +1,67 @@
+"""Tiny models built from config, one per architecture family, saved as real checkpoints.
+
+No network: weights are random (seeded), the tokenizer is a character-level WordLevel model.
+Used by unit tests that need a loadable checkpoint of a given family.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+FAMILY_CONFIGS = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM", {}),
+    "mistral": ("MistralConfig", "MistralForCausalLM", {}),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", {}),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 8}),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", {"head_dim": 8}),
+    "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM", {"head_dim": 8}),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", {"pad_token_id": 0}),
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", {}),
+}
+ALPHABET = "abcdefghijklmnopqrstuvwxyz .,"
+
+
+def tiny_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {c: i for i, c in enumerate(ALPHABET)}
+    vocab |= {"<unk>": len(vocab), "<eos>": len(vocab) + 1}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>", pad_token="<eos>"
+    )
+
+
+def tiny_model(family: str, seed: int = 0):
+    import transformers
+
+    config_name, model_name, extra = FAMILY_CONFIGS[family]
+    vocab = len(ALPHABET) + 2
+    if family == "gpt2":
+        config = transformers.GPT2Config(
+            vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_inner=48, n_positions=64
+        )
+    else:
+        config = getattr(transformers, config_name)(
+            vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, **extra,
+        )
+    torch.manual_seed(seed)
+    model = getattr(transformers, model_name)(config).eval()
+    # Random init leaves some families with all-zero norms or tiny weights; perturb every
+    # parameter so each site carries distinct, non-trivial values.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return model
+
+
+def save_tiny_checkpoint(family: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    tiny_model(family).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return folder
