@@ -1,4 +1,5 @@
-"""Tiny models built from config, one per architecture family, saved as real checkpoints.
+"""Tiny models built from config, one per architecture family, saved as real checkpoints,
+and a plain-PyTorch-hook reader of the neuron sites to check the engine against.
 
 No network: weights are random (seeded), the tokenizer is a character-level WordLevel model.
 Used by unit tests that need a loadable checkpoint of a given family.
@@ -9,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
+from lsn_explorer.core.architectures import resolve
 
 FAMILY_CONFIGS = {
     "llama": ("LlamaConfig", "LlamaForCausalLM", {}),
@@ -65,3 +68,33 @@ def save_tiny_checkpoint(family: str, folder: Path) -> Path:
     tiny_model(family).save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     return folder
+
+
+def hook_reference(model, arch, inputs, d_ff):
+    """Sites captured with plain PyTorch forward hooks (independent of nnsight)."""
+    captured = {"g": [], "s": [], "a": []}
+    handles = []
+    for block in resolve(model, arch.layers):
+        mlp = getattr(block, arch.mlp)
+
+        def on_gate(_m, _i, out):
+            captured["g"].append((out[..., :d_ff] if arch.fused_gate_up else out).detach().clone())
+
+        def on_act(_m, _i, out):
+            captured["s"].append(out.detach().clone())
+
+        def on_down(_m, args):
+            captured["a"].append(args[0].detach().clone())
+
+        handles += [
+            getattr(mlp, arch.gate).register_forward_hook(on_gate),
+            getattr(mlp, arch.act).register_forward_hook(on_act),
+            getattr(mlp, arch.down).register_forward_pre_hook(on_down),
+        ]
+    try:
+        with torch.no_grad():
+            model(**inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return captured

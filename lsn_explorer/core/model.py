@@ -221,7 +221,7 @@ def _torch_dtype(dtype: str, device: str) -> Any:
 
 def _nf4_config(torch: Any) -> Any:
     """NF4, double quantisation, bf16 compute: the setting of Mondal et al.'s 4-bit runs."""
-    if importlib.util.find_spec("bitsandbytes") is None:
+    if not bitsandbytes_available():
         raise ModelLoadError(
             "--4bit needs the bitsandbytes package, which is not installed",
             'install it: pip install -c constraints.txt bitsandbytes (or drop --4bit)',
@@ -234,6 +234,11 @@ def _nf4_config(torch: Any) -> Any:
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16,
     )
+
+
+def bitsandbytes_available() -> bool:
+    """Whether the bitsandbytes package can be imported (checked without importing it)."""
+    return importlib.util.find_spec("bitsandbytes") is not None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -5,41 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsn_explorer.core.architectures import ARCHITECTURES, architecture_for, resolve
+from lsn_explorer.core.architectures import ARCHITECTURES, architecture_for
 from lsn_explorer.core.backend import read_sites
 from lsn_explorer.core.model import load_model
 from lsn_explorer.errors import SiteError, UnsupportedArchitecture
-from tiny import FAMILY_CONFIGS
-
-
-def hook_reference(model, arch, inputs, d_ff):
-    """Sites captured with plain PyTorch forward hooks (independent of nnsight)."""
-    captured = {"g": [], "s": [], "a": []}
-    handles = []
-    for block in resolve(model, arch.layers):
-        mlp = getattr(block, arch.mlp)
-
-        def on_gate(_m, _i, out):
-            captured["g"].append((out[..., :d_ff] if arch.fused_gate_up else out).detach().clone())
-
-        def on_act(_m, _i, out):
-            captured["s"].append(out.detach().clone())
-
-        def on_down(_m, args):
-            captured["a"].append(args[0].detach().clone())
-
-        handles += [
-            getattr(mlp, arch.gate).register_forward_hook(on_gate),
-            getattr(mlp, arch.act).register_forward_hook(on_act),
-            getattr(mlp, arch.down).register_forward_pre_hook(on_down),
-        ]
-    try:
-        with torch.no_grad():
-            model(**inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return captured
+from tiny import FAMILY_CONFIGS, hook_reference
 
 
 def test_table_covers_the_required_families():

@@ -1,0 +1,119 @@
+"""Per-language text: the demo corpus and any UTF-8 text files, one sentence per line.
+
+A corpus folder holds `<lang>.txt` files whose line i means the same in every file (parallel),
+as `assets/corpus/` does. Held-out lines (every tenth line, i % 10 == 9) are excluded from the
+demo model's training and used for perplexity and continuation checks, so the split is fixed
+by the file, not by a random seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal
+
+from lsn_explorer.core.languages import Language, get_language
+from lsn_explorer.errors import CorpusError
+
+DEMO_CORPUS_DIR = Path(__file__).resolve().parents[2] / "assets" / "corpus"
+HELDOUT_EVERY = 10  # every tenth line (10 %) is held out
+Split = Literal["all", "train", "heldout"]
+
+
+def is_heldout(index: int) -> bool:
+    """Whether line `index` (0-based) of a corpus file belongs to the held-out split."""
+    return index % HELDOUT_EVERY == HELDOUT_EVERY - 1
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Non-empty, stripped lines of a UTF-8 text file.
+
+    Raises:
+        CorpusError: the file is missing, not UTF-8, or has no text.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"corpus file {path} does not exist", "check the path or the --corpus folder")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"corpus file {path} is not UTF-8 (byte {exc.start})", "convert it with iconv -t UTF-8"
+        ) from exc
+    lines = [line.strip() for line in text.splitlines()]
+    if not any(lines):
+        raise CorpusError(f"corpus file {path} is empty", "give a file with one sentence per line")
+    return lines
+
+
+def select(lines: list[str], split: Split) -> list[str]:
+    """The lines of one split, keeping file order and dropping blank lines."""
+    if split == "all":
+        return [l for l in lines if l]
+    want_heldout = split == "heldout"
+    return [l for i, l in enumerate(lines) if l and is_heldout(i) == want_heldout]
+
+
+def corpus_file(lang: str | Language, corpus_dir: str | Path = DEMO_CORPUS_DIR) -> Path:
+    """Path of `<lang>.txt` in a corpus folder, with a clear error when it is absent."""
+    code = lang.code if isinstance(lang, Language) else get_language(lang).code
+    path = Path(corpus_dir) / f"{code}.txt"
+    if not path.is_file():
+        available = ", ".join(available_languages(corpus_dir)) or "none"
+        raise CorpusError(
+            f"no corpus text for {code} in {corpus_dir}",
+            f"languages with text there: {available}; or pass --corpus with a {code}.txt file",
+        )
+    return path
+
+
+def available_languages(corpus_dir: str | Path = DEMO_CORPUS_DIR) -> list[str]:
+    """Codes of the languages that have a `<code>.txt` file in the folder."""
+    folder = Path(corpus_dir)
+    return sorted(p.stem for p in folder.glob("*.txt")) if folder.is_dir() else []
+
+
+@dataclass(frozen=True)
+class ParallelCorpus:
+    """Line-aligned sentences: `lines[lang][i]` all mean the same thing."""
+
+    lines: dict[str, list[str]]
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.lines)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.lines.values()))) if self.lines else 0
+
+    def split(self, split: Split) -> "ParallelCorpus":
+        """The same languages restricted to one split (alignment is kept)."""
+        keep = [i for i in range(len(self)) if split == "all" or is_heldout(i) == (split == "heldout")]
+        return ParallelCorpus({lang: [rows[i] for i in keep] for lang, rows in self.lines.items()})
+
+
+def load_parallel(langs: Iterable[str], corpus_dir: str | Path = DEMO_CORPUS_DIR) -> ParallelCorpus:
+    """Read `<lang>.txt` for each language and check the files are line-aligned.
+
+    Raises:
+        CorpusError: a file is missing/empty, the line counts differ, or a line is blank.
+    """
+    lines: dict[str, list[str]] = {}
+    for lang in langs:
+        path = corpus_file(lang, corpus_dir)
+        lines[path.stem] = read_lines(path)
+    counts = {lang: len(rows) for lang, rows in lines.items()}
+    if len(set(counts.values())) > 1:
+        detail = ", ".join(f"{lang}={n}" for lang, n in counts.items())
+        raise CorpusError(
+            f"parallel files have different line counts ({detail})",
+            "line i must be the same sentence in every language; fix the shorter files",
+        )
+    for lang, rows in lines.items():
+        for i, row in enumerate(rows):
+            if not row:
+                raise CorpusError(
+                    f"{lang}.txt line {i + 1} is empty in a parallel corpus",
+                    "every line needs its sentence, or remove the line from all files",
+                )
+    return ParallelCorpus(lines)

@@ -1,0 +1,50 @@
+"""Where task files live: the demo samples in `assets/tasks` and real benchmark folders.
+
+Both use the benchmarks' own formats and naming, so one loader reads either. Language codes go
+through the language table (our `zh` is XNLI `zh` and MKQA `zh_cn`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsn_explorer.core.languages import dataset_code
+from lsn_explorer.errors import TaskFileError
+
+DEMO_TASKS_DIR = Path(__file__).resolve().parents[3] / "assets" / "tasks"
+TASKS: tuple[str, ...] = ("xnli", "xquad", "mkqa")
+
+# task → (demo pattern under assets/tasks, real pattern under a benchmark data folder)
+_PATTERNS: dict[str, tuple[str, str]] = {
+    "xnli": ("xnli/xnli_demo_{code}.tsv", "xnli/xnli_{split}_{code}.tsv"),
+    "xquad": ("xquad/xquad_demo.{code}.json", "xquad/xquad.{code}.json"),
+    "mkqa": ("mkqa/mkqa_demo.jsonl", "mkqa/*.jsonl*"),
+}
+
+
+def task_file(task: str, lang: str, data_dir: str | Path | None = None, split: str = "test") -> Path:
+    """Path of the file holding `task` in `lang`.
+
+    Args:
+        task: xnli | xquad | mkqa.
+        lang: our language code.
+        data_dir: a benchmark folder laid out like `../shared/data`; None means the demo samples.
+        split: XNLI split in real folders (test | validation).
+
+    Raises:
+        TaskFileError: unknown task, or no file for that language.
+        LanguageError: the benchmark does not cover the language.
+    """
+    if task not in _PATTERNS:
+        raise TaskFileError(f"unknown task {task!r}", f"tasks: {', '.join(TASKS)}")
+    code = dataset_code(task, lang)  # type: ignore[arg-type]
+    demo, real = _PATTERNS[task]
+    root = DEMO_TASKS_DIR if data_dir is None else Path(data_dir)
+    pattern = (demo if data_dir is None else real).format(code=code, split=split)
+    matches = sorted(root.glob(pattern))
+    if not matches:
+        raise TaskFileError(
+            f"no {task} file for {lang} under {root} (looked for {pattern})",
+            "pass --data-dir with a folder laid out like the benchmark's release, or another language",
+        )
+    return matches[0]
