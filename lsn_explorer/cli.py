@@ -58,8 +58,8 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_build(args: argparse.Namespace) -> int:
-    from lsn_explorer.core.demo import build_demo
-    from lsn_explorer.core.model import DEMO_MODEL_DIR
+    from lsn_explorer.core.demo import build_demo, evaluate_demo, write_model_card
+    from lsn_explorer.core.model import DEMO_MODEL_DIR, load_model
 
     out = Path(args.out) if args.out else DEMO_MODEL_DIR
     started = time.monotonic()
@@ -76,6 +76,9 @@ def cmd_demo_build(args: argparse.Namespace) -> int:
           f"{manifest['train_seconds']:.0f}s, final loss {manifest['final_loss_mean_last_20']:.3f})")
     if not manifest["complete"]:
         print("note: the time cap cut training short, so this model differs from the committed one")
+    print("measuring held-out perplexity ...", file=sys.stderr)
+    checks = evaluate_demo(load_model(out, device="cpu"), **kwargs)
+    print(f"model card written to {write_model_card(out, manifest, checks)}")
     return 0
 
 
