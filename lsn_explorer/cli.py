@@ -120,6 +120,206 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- sessions, statistics, identification ---------------------------------------------------------
+def _session(args: argparse.Namespace, *, create: bool = True) -> Any:
+    from lsn_explorer.session.store import Session
+
+    return Session.open(args.session, args.sessions_dir, create=create)
+
+
+def _corpora(langs: list[str], sources: list[str] | None) -> dict[str, Path]:
+    """lang → text file, from --corpus (one folder, or files named by language, or lang=FILE)."""
+    from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, corpus_file, language_of_file
+    from lsn_explorer.core.languages import get_language
+    from lsn_explorer.errors import CorpusError
+
+    if not sources:
+        return {lang: corpus_file(lang, DEMO_CORPUS_DIR) for lang in langs}
+    if len(sources) == 1 and Path(sources[0]).is_dir():
+        return {lang: corpus_file(lang, sources[0]) for lang in langs}
+    files: dict[str, Path] = {}
+    for source in sources:
+        code, _, path = source.rpartition("=") if "=" in source else ("", "", source)
+        lang = get_language(code).code if code else language_of_file(path).code
+        if not Path(path).is_file():
+            raise CorpusError(f"corpus file {path} does not exist", "check the path")
+        files[lang] = Path(path)
+    missing = [lang for lang in langs if lang not in files]
+    if missing:
+        raise CorpusError(f"no corpus file given for {', '.join(missing)}",
+                          "add FILE arguments named by language (zh.txt, hin_Deva.devtest) or lang=FILE")
+    return {lang: files[lang] for lang in langs}
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise LsnError(f"bad --shard {text!r}", "write i/n with 0 ≤ i < n, e.g. --shard 0/4")
+    return index, count
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from lsn_explorer.core.corpora import read_lines
+    from lsn_explorer.core.languages import parse_languages
+    from lsn_explorer.core.stats_runs import StatsSettings, compute_stats, merge_shards
+
+    if args.action == "merge":
+        with _session(args, create=False) as session:
+            merged = merge_shards(session, [l.code for l in parse_languages(args.langs)] if args.langs else None)
+        for row in merged:
+            print(f"{row['lang']}: merged {row['tokens']:,} tokens (record {row['record']})")
+        return 0
+    if not args.langs:
+        raise LsnError("no languages given", "pass --langs, e.g. --langs en,zh,hi")
+    langs = [l.code for l in parse_languages(args.langs)]
+    corpora = _corpora(langs, args.corpus)
+    for path in corpora.values():
+        read_lines(path)  # every file readable and non-empty before anything is computed or written
+    shard = _shard(args.shard)
+    handle = _load(args)
+    settings = StatsSettings(site=args.site, mode=args.mode, window=args.window, batch_size=args.batch_size,
+                             max_tokens=args.tokens, bins=args.bins).resolved(handle)
+    columns = (TextColumn("{task.description:>4}"), BarColumn(), TextColumn("{task.completed:>9,.0f} tok"),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with _session(args) as session, Progress(*columns, disable=args.json, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(lang: str, done: int, total: int) -> None:
+            if lang not in tasks:
+                tasks[lang] = bar.add_task(lang, total=total, rate="")
+            task = tasks[lang]
+            speed = bar.tasks[task].speed
+            bar.update(task, completed=done, total=total, rate=f"{speed:,.0f} tok/s" if speed else "")
+
+        summaries = compute_stats(session, handle, corpora, settings, shard=shard,
+                                  progress=progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    if args.json:
+        print(json.dumps(summaries))
+    else:
+        for row in summaries:
+            state = "already in the session" if row["skipped"] else "collected"
+            print(f"{row['lang']}: {row['tokens']:,} tokens {state} (record {row['record']})")
+    return 0
+
+
+def _print_neuron_set(neuron_set: Any) -> None:
+    layers = " ".join(f"L{i:<3}" for i in range(neuron_set.n_layers))
+    print(f"{neuron_set.method}: {neuron_set.unique_count()} distinct neurons "
+          f"({neuron_set.n_layers} layers × {neuron_set.d_ff})")
+    print(f"{'lang':<5} {'count':>6}  per layer: {layers}")
+    for lang in neuron_set.languages:
+        per_layer = " ".join(f"{n:<4}" for n in neuron_set.per_layer(lang))
+        print(f"{lang:<5} {len(neuron_set.neurons[lang]):>6}             {per_layer}")
+
+
+def _method_params(args: argparse.Namespace) -> dict[str, Any]:
+    chosen = {"lape": ("top_rate", "filter_rate", "bar_ratio", "variant", "site", "mode"),
+              "actprob90p": ("rate", "site", "mode"), "type1": ("top_n", "depth", "seed"),
+              "type2": ("top_n", "depth", "seed"), "random": ("seed",)}[args.method]
+    return {k: getattr(args, k) for k in chosen if getattr(args, k) is not None}
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from lsn_explorer.core.analysis import jaccard_matrix, language_sets
+    from lsn_explorer.core.identification import check_method, identify, load_neuron_set, specificity
+    from lsn_explorer.core.identify import ACTPROB90P_NOTE
+    from lsn_explorer.core.languages import parse_languages
+
+    langs = [l.code for l in parse_languages(args.langs)] if args.langs else None
+    creates = args.action == "import" or (args.action == "run" and check_method(args.method) in ("type1", "type2"))
+    with _session(args, create=creates) as session:
+        if args.action == "compare":
+            names = [n.strip() for n in (args.sets or "").split(",") if n.strip()]
+            if not names:
+                raise LsnError("nothing to compare", "pass --sets NAME[,NAME...] (stored neuron sets)")
+            sets = [load_neuron_set(session, n) for n in names]
+            if len(sets) == 1:
+                order, matrix = jaccard_matrix(language_sets(sets[0]))
+                title = f"Jaccard between languages of {names[0]}"
+            else:
+                pooled = {n: set().union(*(s.as_set(l) for l in s.languages)) for n, s in zip(names, sets)}
+                order, matrix = jaccard_matrix(pooled)
+                title = "Jaccard between methods (all languages pooled)"
+            print(title)
+            print(" " * 12 + "".join(f"{n[:9]:>10}" for n in order))
+            for name, row in zip(order, matrix):
+                print(f"{name[:11]:<12}" + "".join(f"{v:>10.2f}" for v in row))
+            return 0
+        if args.action in ("show", "export"):
+            neuron_set = load_neuron_set(session, args.name or "lape")
+            if args.action == "export":
+                if not args.out:
+                    raise LsnError("no output file", "pass --out FILE.json or FILE.pth")
+                if args.out.endswith(".pth"):
+                    order = neuron_set.save_tang_pth(args.out)
+                    print(f"wrote {args.out} (languages in order: {', '.join(order)})")
+                else:
+                    neuron_set.save_json(args.out)
+                    print(f"wrote {args.out}")
+                return 0
+            _print_neuron_set(neuron_set)
+            for lang, row in specificity(session, neuron_set, langs).items():
+                print(f"{lang}: mean η² {row['mean_eta2']:.3f}, p<0.05 & η²≥0.1: {row['share_p05_eta01']:.0%}, "
+                      f"η²≥0.25: {row['share_p05_eta025']:.0%}")
+            return 0
+        if args.action == "import":
+            from lsn_explorer.core.model import load_model
+            from lsn_explorer.core.neurons import load_neuron_file
+
+            if not args.file:
+                raise LsnError("no file to import", "pass --file FILE.json or FILE.pth")
+            handle = load_model(args.model, four_bit=args.four_bit, dtype=args.dtype, device=args.device)
+            neuron_set = load_neuron_file(args.file, handle.n_layers, handle.d_ff, langs)
+            session.add("neuron_set", args.name or Path(args.file).stem, {"set": neuron_set.to_json()},
+                        {"method": "import", "file": args.file})
+            _print_neuron_set(neuron_set)
+            return 0
+        method = check_method(args.method)
+        if method == "actprob90p":
+            print(f"note: {ACTPROB90P_NOTE}", file=sys.stderr)
+        handle = _load(args) if method in ("type1", "type2") else None
+        neuron_set, record = identify(session, method, langs=langs, params=_method_params(args), handle=handle,
+                                      corpus_dir=args.corpus, reference=args.reference, name=args.name)
+    _print_neuron_set(neuron_set)
+    print(f"stored as neuron set {args.name or method!r} (record {record})")
+    return 0
+
+
+def cmd_session(args: argparse.Namespace) -> int:
+    from lsn_explorer.session.export import export_session
+    from lsn_explorer.session.store import list_sessions
+
+    if args.action == "list":
+        rows = list_sessions(args.sessions_dir)
+        if not rows:
+            print("no sessions yet")
+        for row in rows:
+            detail = row.get("error") or ", ".join(f"{n} {k}" for k, n in row["records"].items()) or "empty"
+            print(f"{row['name']:<20} {detail}  {row.get('last_change', '')}")
+        return 0
+    if not args.name:
+        raise LsnError("no session name", "pass the session's name, e.g. `lsn-explorer session show demo`")
+    args.session = args.name
+    with _session(args, create=False) as session:
+        if args.action == "export":
+            if not args.out:
+                raise LsnError("no output folder", "pass --out DIR")
+            written = export_session(session, args.out)
+            print(f"exported {len(written)} files to {args.out}")
+            return 0
+        for record in session.records():
+            summary = {k: v for k, v in record.payload.items() if k not in ("set", "key")}
+            print(f"#{record.id:<4} {record.created}  {record.kind:<12} {record.name:<10} {json.dumps(summary)[:90]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lsn-explorer",
@@ -151,7 +351,61 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--corpus", default=None, help="corpus folder with <lang>.txt files")
     ev.add_argument("--json", action="store_true", help="machine-readable output")
     ev.set_defaults(func=cmd_demo_eval)
+
+    stats = sub.add_parser("stats", help="activation statistics per language into a session")
+    stats.add_argument("action", nargs="?", choices=("run", "merge"), default="run",
+                       help="run (default) or merge shard results")
+    _add_model_args(stats)
+    _add_session_args(stats)
+    stats.add_argument("--langs", help="comma-separated language codes, e.g. en,zh,hi")
+    stats.add_argument("--corpus", nargs="+", help="a folder of <lang>.txt / FLORES / Tatoeba files, or files")
+    stats.add_argument("--site", default="s", choices=("g", "s", "a"), help="which activation (default s)")
+    stats.add_argument("--mode", default="consistent", choices=("consistent", "faithful"))
+    stats.add_argument("--window", type=int, default=None, help="tokens per window (default min(512, context))")
+    stats.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    stats.add_argument("--tokens", type=int, default=None, help="cap on tokens per language")
+    stats.add_argument("--bins", type=int, default=1024, help="histogram bins per neuron (percentile resolution)")
+    stats.add_argument("--shard", default=None, help="i/n: take every n-th batch starting at i")
+    stats.add_argument("--json", action="store_true", help="print a JSON summary")
+    stats.set_defaults(func=cmd_stats)
+
+    ident = sub.add_parser("identify", help="find language-specific or transfer neurons")
+    ident.add_argument("action", nargs="?", choices=("run", "show", "compare", "export", "import"), default="run")
+    _add_model_args(ident)
+    _add_session_args(ident)
+    ident.add_argument("--method", default="lape", help="lape | actprob90p | type1 | type2 | random")
+    ident.add_argument("--langs", help="comma-separated language codes")
+    ident.add_argument("--name", help="name to store the set under (default: the method)")
+    ident.add_argument("--top-rate", type=float, help="LAPE: share of neurons kept (default 0.01)")
+    ident.add_argument("--filter-rate", type=float, help="LAPE: probability quantile τ (default 0.95)")
+    ident.add_argument("--bar-ratio", type=float, help="LAPE: assignment quantile (default 0.95)")
+    ident.add_argument("--variant", choices=("consistent", "faithful"), help="LAPE thresholds: Tang or Mondal code")
+    ident.add_argument("--rate", type=float, help="Act Prob 90p: share per language (default 0.00125)")
+    ident.add_argument("--top-n", type=int, help="type1/type2: neurons kept (default 1000)")
+    ident.add_argument("--depth", type=float, help="type1/type2: candidate share of layers (20/32, 12/32)")
+    ident.add_argument("--seed", type=int, help="random / split seed (default 0)")
+    ident.add_argument("--site", choices=("g", "s", "a"), help="use statistics of this site")
+    ident.add_argument("--mode", choices=("consistent", "faithful"), help="use statistics of this mode")
+    ident.add_argument("--reference", help="random: the stored set to match")
+    ident.add_argument("--corpus", help="type1/type2: folder with parallel files (default: demo corpus)")
+    ident.add_argument("--sets", help="compare: comma-separated stored set names")
+    ident.add_argument("--file", help="import: a .json or Tang-style .pth neuron file")
+    ident.add_argument("--out", help="export: FILE.json or FILE.pth")
+    ident.set_defaults(func=cmd_identify)
+
+    sess = sub.add_parser("session", help="list, show and export sessions")
+    sess.add_argument("action", choices=("list", "show", "export"))
+    sess.add_argument("name", nargs="?", help="session name (show, export)")
+    sess.add_argument("--out", help="export: output folder")
+    sess.add_argument("--sessions-dir", default=None, help="session store (default $LSN_SESSIONS_DIR or ./sessions)")
+    sess.set_defaults(func=cmd_session)
     return parser
+
+
+def _add_session_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--session", default="default", help="session name (default: default)")
+    parser.add_argument("--sessions-dir", default=None, help="session store (default $LSN_SESSIONS_DIR or ./sessions)")
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,6 +42,8 @@ class Architecture:
         fused_gate_up: gate and up projections are one Linear with 2·d_ff outputs (Phi3).
         gated: the MLP multiplies act(g) by an up projection (False for GPT-2, where a = s).
         d_ff_key: config attribute holding d_ff; None means 4·hidden_size (GPT-2's default).
+        pre_mlp_norm: decoder-block submodule whose input is the residual stream right before
+            the MLP (h_{l-1} + attention output), used by transfer-neuron scoring.
     """
 
     family: str
@@ -54,6 +56,7 @@ class Architecture:
     fused_gate_up: bool = False
     gated: bool = True
     d_ff_key: str | None = "intermediate_size"
+    pre_mlp_norm: str = "post_attention_layernorm"
 
     @property
     def sites(self) -> tuple[Site, ...]:
@@ -77,9 +80,13 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("Mistral", ("mistral",), "model.layers", "mlp", "gate_proj", "act_fn", "down_proj"),
     Architecture("Qwen2", ("qwen2",), "model.layers", "mlp", "gate_proj", "act_fn", "down_proj"),
     Architecture("Qwen3", ("qwen3",), "model.layers", "mlp", "gate_proj", "act_fn", "down_proj"),
-    Architecture("Gemma2", ("gemma2",), "model.layers", "mlp", "gate_proj", "act_fn", "down_proj"),
     Architecture(
-        "Gemma3 (text)", ("gemma3_text",), "model.layers", "mlp", "gate_proj", "act_fn", "down_proj"
+        "Gemma2", ("gemma2",), "model.layers", "mlp", "gate_proj", "act_fn", "down_proj",
+        pre_mlp_norm="pre_feedforward_layernorm",
+    ),
+    Architecture(
+        "Gemma3 (text)", ("gemma3_text",), "model.layers", "mlp", "gate_proj", "act_fn", "down_proj",
+        pre_mlp_norm="pre_feedforward_layernorm",
     ),
     Architecture(
         "Phi3", ("phi3",), "model.layers", "mlp", "gate_up_proj", "activation_fn", "down_proj",
@@ -87,7 +94,7 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     ),
     Architecture(
         "GPT-2", ("gpt2",), "transformer.h", "mlp", "c_fc", "act", "c_proj",
-        gated=False, d_ff_key=None,
+        gated=False, d_ff_key=None, pre_mlp_norm="ln_2",
     ),
 )
 

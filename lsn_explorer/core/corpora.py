@@ -55,22 +55,52 @@ def select(lines: list[str], split: Split) -> list[str]:
 
 
 def corpus_file(lang: str | Language, corpus_dir: str | Path = DEMO_CORPUS_DIR) -> Path:
-    """Path of `<lang>.txt` in a corpus folder, with a clear error when it is absent."""
-    code = lang.code if isinstance(lang, Language) else get_language(lang).code
-    path = Path(corpus_dir) / f"{code}.txt"
-    if not path.is_file():
-        available = ", ".join(available_languages(corpus_dir)) or "none"
-        raise CorpusError(
-            f"no corpus text for {code} in {corpus_dir}",
-            f"languages with text there: {available}; or pass --corpus with a {code}.txt file",
-        )
-    return path
+    """The file holding `lang` in a corpus folder, with a clear error when there is none.
+
+    Recognised names: `<code>.txt` (ours), FLORES-200 `<flores code>.devtest` / `.dev`
+    (`hin_Deva.devtest`), Tatoeba `tatoeba.<code>-eng.<code>` (`tatoeba.cmn-eng.cmn`).
+    """
+    language = lang if isinstance(lang, Language) else get_language(lang)
+    found = _find_file(language, Path(corpus_dir))
+    if found is not None:
+        return found
+    available = ", ".join(available_languages(corpus_dir)) or "none"
+    raise CorpusError(
+        f"no corpus text for {language.code} in {corpus_dir}",
+        f"languages with text there: {available}; or pass --corpus with a {language.code}.txt file",
+    )
+
+
+def _find_file(language: Language, folder: Path) -> Path | None:
+    candidates = [folder / f"{language.code}.txt"]
+    if flores := language.code_in("flores"):
+        candidates += [folder / f"{flores}.devtest", folder / f"{flores}.dev"]
+    if tatoeba := language.code_in("tatoeba"):
+        candidates.append(folder / f"tatoeba.{tatoeba}-eng.{tatoeba}")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def language_of_file(path: str | Path) -> Language:
+    """Infer the language of a corpus file from its name (see `corpus_file` for the patterns)."""
+    from lsn_explorer.core.languages import from_dataset_code
+
+    path = Path(path)
+    name = path.name
+    if name.startswith("tatoeba.") and "-eng." in name:
+        return from_dataset_code("tatoeba", path.suffix.lstrip("."))  # type: ignore[return-value]
+    if path.suffix in (".devtest", ".dev"):
+        return from_dataset_code("flores", path.stem)  # type: ignore[return-value]
+    return get_language(path.stem)
 
 
 def available_languages(corpus_dir: str | Path = DEMO_CORPUS_DIR) -> list[str]:
-    """Codes of the languages that have a `<code>.txt` file in the folder."""
+    """Codes of the table's languages that have a corpus file in the folder (see `corpus_file`)."""
+    from lsn_explorer.core.languages import language_table
+
     folder = Path(corpus_dir)
-    return sorted(p.stem for p in folder.glob("*.txt")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(lang.code for lang in language_table().values() if _find_file(lang, folder))
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class DemoRecipe:
     seq_len: int = 128
     batch_size: int = 16
     steps: int = 600
-    peak_lr: float = 2e-3
+    peak_lr: float = 4e-3
     warmup_steps: int = 30
     final_lr_ratio: float = 0.1
     weight_decay: float = 0.1
@@ -163,7 +163,7 @@ def build_demo(
         num_hidden_layers=recipe.num_layers,
         num_attention_heads=recipe.num_heads,
         num_key_value_heads=recipe.num_heads,
-        max_position_embeddings=2 * recipe.seq_len,
+        max_position_embeddings=recipe.seq_len,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

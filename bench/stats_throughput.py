@@ -1,0 +1,84 @@
+"""Benchmark: statistics collection vs a plain forward pass, and memory vs corpus length.
+
+Prints (1) tokens/s of `collect_stats` and of plain HF forwards over the same batches on the demo
+model, and their ratio (target ≥ 0.80); (2) peak resident memory of a fresh process collecting
+statistics over a corpus of 1× and 4× the length (target: no growth with length).
+
+    .venv/bin/python bench/stats_throughput.py [--lang zh] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from lsn_explorer.core.collect import collect_stats, plan_batches
+from lsn_explorer.core.corpora import corpus_file, read_lines
+from lsn_explorer.core.model import load_model
+
+
+def plan_for(handle, lang: str, copies: int):
+    lines = read_lines(corpus_file(lang)) * copies
+    return plan_batches(handle, lines, window=128, batch_size=4)
+
+
+def plain_forward(handle, plan) -> float:
+    start = time.perf_counter()
+    with torch.no_grad():
+        for batch in plan.batches:
+            handle.model(input_ids=batch, attention_mask=torch.ones_like(batch))
+    return time.perf_counter() - start
+
+
+def stats_pass(handle, plan, site: str) -> float:
+    start = time.perf_counter()
+    collect_stats(handle, plan, site=site)
+    return time.perf_counter() - start
+
+
+def child(lang: str, copies: int) -> None:
+    handle = load_model()
+    plan = plan_for(handle, lang, copies)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    collect_stats(handle, plan, site="s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"tokens": plan.total_tokens, "peak_mib": peak / 1024, "before_mib": before / 1024}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lang", default="zh")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.lang, args.child)
+        return
+    torch.set_num_threads(2)
+    handle = load_model()
+    plan = plan_for(handle, args.lang, 2)
+    plain_forward(handle, plan)  # warm-up
+    stats_pass(handle, plan, "s")
+    print(f"demo model, {args.lang}, {plan.total_tokens} tokens in {len(plan.batches)} batches of 4×128")
+    for site in ("s", "g", "a"):
+        plain = min(plain_forward(handle, plan) for _ in range(args.repeat))
+        stats = min(stats_pass(handle, plan, site) for _ in range(args.repeat))
+        print(f"site {site}: plain forward {plan.total_tokens / plain:8.0f} tok/s | stats {plan.total_tokens / stats:8.0f} tok/s"
+              f" | ratio {plain / stats:.2f} (target >= 0.80)")
+    rows = []
+    for copies in (1, 4):
+        out = subprocess.run([sys.executable, __file__, "--lang", args.lang, "--child", str(copies)],
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        rows.append(json.loads(out))
+        print(f"{rows[-1]['tokens']:>7} tokens: peak RSS {rows[-1]['peak_mib']:.0f} MiB")
+    print(f"peak memory ratio 4x corpus / 1x corpus: {rows[1]['peak_mib'] / rows[0]['peak_mib']:.2f} (target ~1.00)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Identification runs against a session: the method registry, storing and loading NeuronSets.
+
+`identify(session, method, ...)` reads what the method needs from the session (statistics for
+lape / actprob90p, a stored set for random) or from a parallel corpus (type1 / type2), runs it, and
+stores the resulting `NeuronSet` as a "neuron_set" record (the set is small: kept as JSON).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import torch
+
+from lsn_explorer.core import identify as methods
+from lsn_explorer.core.analysis import eta_squared, specificity_summary
+from lsn_explorer.core.corpora import corpus_file, read_lines
+from lsn_explorer.core.neurons import NeuronSet
+from lsn_explorer.core.stats_runs import ActivationStats, StatsMissing, load_stats
+from lsn_explorer.errors import CorpusError, LsnError
+from lsn_explorer.session.provenance import file_sha256, provenance
+
+if TYPE_CHECKING:
+    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.session.store import Session
+
+METHODS: dict[str, str] = {
+    "lape": "Language activation probability entropy (Tang et al. 2024): low-entropy neurons, global top 1%",
+    "actprob90p": "Activation Probability 90p (Mondal et al. 2025): top 0.125%·L·d_ff per language",
+    "type1": "Type-1 transfer neurons (Tezuka & Inoue 2025): move states into the shared space, early layers",
+    "type2": "Type-2 transfer neurons (Tezuka & Inoue 2025): move states back out to the language, late layers",
+    "random": "Random baseline: same size and layer range as a given set, excluding it (seeded)",
+}
+
+
+def check_method(name: str) -> str:
+    if name in METHODS:
+        return name
+    close = difflib.get_close_matches(name, list(METHODS), n=2)
+    raise LsnError(f"unknown identification method {name!r}",
+                   (f"did you mean {', '.join(close)}? " if close else "") + f"methods: {', '.join(METHODS)}")
+
+
+def session_stats(session: Session, langs: Sequence[str], site: str | None = None,
+                  mode: str | None = None) -> list[ActivationStats]:
+    """Statistics of every language, all of one site and mode (the newest matching records)."""
+    found = [load_stats(session, lang, site=site, mode=mode) for lang in langs]
+    kinds = {(s.site, s.mode) for s in found}
+    if len(kinds) > 1:
+        raise StatsMissing(f"the languages' statistics mix sites/modes {sorted(kinds)}",
+                           "pass --site and --mode, or recompute the statistics with one setting")
+    return found
+
+
+def stats_languages(session: Session) -> list[str]:
+    """Languages with finalized statistics in the session, in first-computed order."""
+    return list(dict.fromkeys(r.name for r in session.records("stats")))
+
+
+def identify(
+    session: Session,
+    method: str,
+    *,
+    langs: Sequence[str] | None = None,
+    params: dict[str, Any] | None = None,
+    handle: ModelHandle | None = None,
+    corpus_dir: str | Path | None = None,
+    reference: str | None = None,
+    name: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[NeuronSet, int]:
+    """Run `method` and store its NeuronSet in the session; returns (set, record id)."""
+    method = check_method(method)
+    params = dict(params or {})
+    corpus_spec: dict[str, Any] | None = None
+    if method in ("lape", "actprob90p"):
+        langs = list(langs or stats_languages(session))
+        if not langs:
+            raise StatsMissing(f"session {session.name!r} has no activation statistics",
+                               f"run `lsn-explorer stats --session {session.name} --langs ...` first")
+        if method == "lape" and len(langs) < 2:
+            raise LsnError("LAPE compares languages: it needs statistics for at least two", "add languages with --langs")
+        stats = session_stats(session, langs, params.pop("site", None), params.pop("mode", None))
+        if method == "lape":
+            result = methods.lape(torch.stack([s.values["prob"] for s in stats]), langs, **params)
+        else:
+            result = methods.actprob90p(torch.stack([s.values["act90"] for s in stats]), langs, **params)
+        result.params |= {"site": stats[0].site, "stats_mode": stats[0].mode}
+    elif method in ("type1", "type2"):
+        from lsn_explorer.core.corpora import DEMO_CORPUS_DIR
+        from lsn_explorer.core.transfer import transfer_neurons
+
+        if handle is None:
+            raise LsnError(f"{method} needs the model", "pass --model")
+        folder = Path(corpus_dir) if corpus_dir else DEMO_CORPUS_DIR
+        targets = [lang for lang in (langs or []) if lang != "en"]
+        if not targets:
+            raise LsnError(f"{method} needs at least one language other than English", "pass --langs, e.g. ja,zh")
+        pairs = {lang: parallel_pair(lang, folder) for lang in targets}
+        corpus_spec = {lang: {"files": [str(p) for p in paths], "sha256": [file_sha256(p) for p in paths]}
+                       for lang, paths in ((lang, parallel_paths(lang, folder)) for lang in targets)}
+        result = transfer_neurons(handle, method, {l: p for l, p in pairs.items()}, progress=progress, **params)
+    else:
+        if reference is None:
+            raise LsnError("the random baseline needs a reference set", "pass --reference NAME (a stored neuron set)")
+        ref = load_neuron_set(session, reference)
+        layers = params.pop("layers", None) or ref.params.get("layers")
+        result = methods.random_baseline(ref, layers=layers, **params)
+        result.params["reference"] = reference
+    record = session.add("neuron_set", name or method, {"set": result.to_json()},
+                         provenance(handle=handle, corpus=corpus_spec, method=method, params=result.params,
+                                    seed=result.params.get("seed")))
+    return result, record.id
+
+
+def parallel_paths(lang: str, folder: Path) -> tuple[Path, Path]:
+    """English and `lang` files of a parallel corpus (Tatoeba pair files, or <code>.txt / FLORES)."""
+    from lsn_explorer.core.languages import get_language
+
+    tatoeba = get_language(lang).code_in("tatoeba")
+    if tatoeba and (folder / f"tatoeba.{tatoeba}-eng.{tatoeba}").is_file():
+        return folder / f"tatoeba.{tatoeba}-eng.eng", folder / f"tatoeba.{tatoeba}-eng.{tatoeba}"
+    return corpus_file("en", folder), corpus_file(lang, folder)
+
+
+def parallel_pair(lang: str, folder: Path) -> tuple[list[str], list[str]]:
+    en_path, l2_path = parallel_paths(lang, folder)
+    en, l2 = read_lines(en_path), read_lines(l2_path)
+    if len(en) != len(l2):
+        raise CorpusError(f"parallel files have different line counts ({en_path.name}={len(en)}, "
+                          f"{l2_path.name}={len(l2)})", "line i must be the same sentence in both files")
+    keep = [i for i in range(len(en)) if en[i] and l2[i]]
+    return [en[i] for i in keep], [l2[i] for i in keep]
+
+
+def load_neuron_set(session: Session, name: str) -> NeuronSet:
+    """The newest stored neuron set called `name`."""
+    record = session.latest("neuron_set", name)
+    if record is None:
+        stored = sorted({r.name for r in session.records("neuron_set")})
+        raise LsnError(f"session {session.name!r} has no neuron set {name!r}",
+                       f"stored sets: {', '.join(stored) or 'none'}; run `lsn-explorer identify` first")
+    return NeuronSet.from_json(record.payload["set"], source=f"neuron set {name!r}")
+
+
+def specificity(session: Session, neuron_set: NeuronSet, langs: Sequence[str] | None = None
+                ) -> dict[str, dict[str, float]]:
+    """η² / ANOVA summary of each language's neurons against that language vs the rest."""
+    langs = list(langs or stats_languages(session))
+    stats = session_stats(session, langs)
+    counts = [s.tokens for s in stats]
+    means = torch.stack([s.values["mean"] for s in stats])
+    sqmeans = torch.stack([s.values["sqmean"] for s in stats])
+    summary = {}
+    for lang in neuron_set.languages:
+        if lang not in langs:
+            continue
+        pairs = neuron_set.neurons[lang]
+        eta2, p = eta_squared(counts, means[:, pairs[:, 0], pairs[:, 1]], sqmeans[:, pairs[:, 0], pairs[:, 1]],
+                              langs.index(lang))
+        summary[lang] = specificity_summary(eta2, p) | {"neurons": len(pairs)}
+    return summary

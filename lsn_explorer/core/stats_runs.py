@@ -1,0 +1,183 @@
+"""Statistics runs: per-language collection recorded in a session, resumable and shardable.
+
+`compute_stats` collects one language at a time and stores each finished language at once, so an
+interrupted run resumes where it stopped: a language whose record matches the run's settings
+(model, corpus file hash, site, mode, window, batch, token cap, bins) is not recomputed.
+With `shard=(i, n)` the raw accumulator is stored instead ("stats_shard"); `merge_shards` adds the
+n shards of a language into the same record a single pass would have written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from lsn_explorer.core.collect import FAITHFUL_BATCH, FAITHFUL_WINDOW, collect_stats, model_context, plan_batches
+from lsn_explorer.core.corpora import read_lines
+from lsn_explorer.core.stats import Mode, StatsAccumulator
+from lsn_explorer.errors import CorpusError, LsnError
+from lsn_explorer.session.provenance import file_sha256, model_provenance, provenance
+
+if TYPE_CHECKING:
+    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.session.store import Session
+
+LangProgress = Callable[[str, int, int], None]  # (lang, tokens done, tokens total)
+DEFAULT_WINDOW, DEFAULT_BATCH = 512, 4
+
+
+class StatsMissing(LsnError):
+    """Identification asked for statistics the session does not have."""
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    """Finalized statistics of one language: name → [n_layers, d_ff] (see stats.STAT_NAMES)."""
+
+    lang: str
+    site: str
+    mode: str
+    tokens: int
+    values: dict[str, torch.Tensor]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.values["prob"].shape)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    site: str = "s"
+    mode: Mode = "consistent"
+    window: int | None = None  # None: min(512, the model's context)
+    batch_size: int = DEFAULT_BATCH
+    max_tokens: int | None = None
+    bins: int = 1024
+
+    def resolved(self, handle: ModelHandle) -> "StatsSettings":
+        """Fill in defaults and apply the faithful mode's fixed choices (g, 4 × 512)."""
+        context = model_context(handle)
+        window, batch, site = self.window, self.batch_size, self.site
+        if self.mode == "faithful":
+            site, window, batch = "g", window or FAITHFUL_WINDOW, FAITHFUL_BATCH
+        window = window or DEFAULT_WINDOW
+        if context is not None and window > context:
+            if self.window is not None:
+                raise LsnError(f"window {window} is longer than the model's context ({context} tokens)",
+                               f"use --window {context} or less")
+            window = context
+        handle.arch.check_site(site)
+        return StatsSettings(site, self.mode, window, batch, self.max_tokens, self.bins)
+
+
+def _run_key(handle: ModelHandle, corpus: Path, settings: StatsSettings, shard: tuple[int, int] | None) -> str:
+    data = {"model": model_provenance(handle), "corpus": file_sha256(corpus), "settings": settings.__dict__,
+            "shard_count": shard[1] if shard else 1}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def compute_stats(
+    session: Session,
+    handle: ModelHandle,
+    corpora: dict[str, Path],
+    settings: StatsSettings = StatsSettings(),
+    *,
+    shard: tuple[int, int] | None = None,
+    progress: LangProgress | None = None,
+    cancel: threading.Event | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Collect statistics for each language in `corpora` (lang → text file) into `session`.
+
+    Returns one summary per language: lang, tokens, skipped (already in the session) and the
+    record id. Languages finished before a failure or cancel stay stored.
+    """
+    settings = settings.resolved(handle)
+    kind = "stats_shard" if shard else "stats"
+    summaries = []
+    for lang, path in corpora.items():
+        key = _run_key(handle, path, settings, shard)
+        existing = [r for r in session.records(kind, lang) if r.payload.get("key") == key
+                    and (shard is None or r.payload.get("shard") == list(shard))]
+        if existing:
+            summaries.append({"lang": lang, "tokens": existing[-1].payload["tokens"], "skipped": True,
+                              "record": existing[-1].id})
+            continue
+        lines = read_lines(path)
+        plan = plan_batches(handle, lines, window=settings.window, batch_size=settings.batch_size,
+                            max_tokens=settings.max_tokens)
+        if plan.short and warn is not None:
+            warn(f"{lang}: the corpus has only {plan.total_tokens} tokens, shorter than one window of "
+                 f"{settings.window}; using what there is")
+        if shard is not None and shard[0] >= len(plan.batches):
+            raise CorpusError(f"{lang}: shard {shard[0]}/{shard[1]} gets no batch ({len(plan.batches)} batches)",
+                              "use fewer shards for this corpus")
+        report = (lambda done, total, lang=lang: progress(lang, done, total)) if progress else None
+        acc = collect_stats(handle, plan, site=settings.site, mode=settings.mode,  # type: ignore[arg-type]
+                            shard=shard or (0, 1), bins=settings.bins, progress=report, cancel=cancel)
+        corpus_spec = {"lang": lang, "file": str(path), "sha256": file_sha256(path), "tokens": plan.total_tokens}
+        prov = provenance(handle=handle, corpus=corpus_spec, method=f"stats/{settings.mode}",
+                          params=settings.__dict__)
+        payload: dict[str, Any] = {"lang": lang, "key": key, **settings.__dict__}
+        if shard is not None:
+            payload |= {"shard": list(shard), "tokens": acc.tokens, "batches": acc.batches,
+                        "accumulator": session.put_tensors(acc.state())}
+        else:
+            payload |= _finalized(session, acc, settings.mode)
+        record = session.add(kind, lang, payload, prov)
+        summaries.append({"lang": lang, "tokens": acc.tokens, "skipped": False, "record": record.id})
+    return summaries
+
+
+def _finalized(session: Session, acc: StatsAccumulator, mode: str) -> dict[str, Any]:
+    values = acc.finalize(mode)  # type: ignore[arg-type]
+    # Mean square too: with counts and means it gives η² across languages without the raw data.
+    values["sqmean"] = (acc.sumsq / max(acc.tokens, 1)).float().cpu()
+    return {"tokens": acc.tokens, "batches": acc.batches, "artifact": session.put_tensors(values)}
+
+
+def merge_shards(session: Session, langs: list[str] | None = None) -> list[dict[str, Any]]:
+    """Merge complete sets of shard records into "stats" records (one per language and key)."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for record in session.records("stats_shard"):
+        if langs is None or record.name in langs:
+            groups.setdefault((record.name, record.payload["key"]), []).append(record)
+    if not groups:
+        raise StatsMissing("the session has no shard records to merge",
+                           "run `lsn-explorer stats --shard i/n` for every i first")
+    merged = []
+    for (lang, key), records in groups.items():
+        count = records[0].payload["shard"][1]
+        by_index = {r.payload["shard"][0]: r for r in records}
+        missing = sorted(set(range(count)) - set(by_index))
+        if missing:
+            raise StatsMissing(f"{lang}: shards {missing} of {count} are missing",
+                               f"run `lsn-explorer stats --shard {missing[0]}/{count}` for them")
+        acc = StatsAccumulator.from_state(session.get_tensors(by_index[0].payload["accumulator"]))
+        for index in range(1, count):
+            acc.merge(StatsAccumulator.from_state(session.get_tensors(by_index[index].payload["accumulator"])))
+        first = by_index[0]
+        payload = {k: v for k, v in first.payload.items() if k not in ("shard", "accumulator", "tokens", "batches")}
+        payload |= _finalized(session, acc, payload["mode"]) | {"merged_from": [by_index[i].id for i in range(count)]}
+        record = session.add("stats", lang, payload, first.provenance | {"method": first.provenance["method"] + "+merge"})
+        merged.append({"lang": lang, "tokens": acc.tokens, "record": record.id})
+    return merged
+
+
+def load_stats(session: Session, lang: str, *, site: str | None = None, mode: str | None = None) -> ActivationStats:
+    """The newest finalized statistics of `lang` in the session (optionally of a site/mode)."""
+    candidates = [r for r in session.records("stats", lang)
+                  if (site is None or r.payload["site"] == site) and (mode is None or r.payload["mode"] == mode)]
+    if not candidates:
+        what = " ".join(filter(None, [lang, f"site {site}" if site else "", mode or ""]))
+        raise StatsMissing(f"session {session.name!r} has no activation statistics for {what}",
+                           f"run `lsn-explorer stats --session {session.name} --langs {lang}` first")
+    record = candidates[-1]
+    values = session.get_tensors(record.payload["artifact"])
+    return ActivationStats(lang, record.payload["site"], record.payload["mode"], record.payload["tokens"], values)

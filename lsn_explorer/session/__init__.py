@@ -1,0 +1,1 @@
+"""Session store: records and artifacts of everything a session produces."""

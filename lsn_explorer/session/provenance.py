@@ -1,0 +1,90 @@
+"""Provenance: what every stored record carries so a result can be reproduced.
+
+Model (source, revision or file fingerprint, dtype, quantisation), corpus (files, hashes, token
+counts), method and parameters, seed, package versions and time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsn_explorer.session.store import now
+
+if TYPE_CHECKING:
+    from lsn_explorer.core.model import ModelHandle
+
+PACKAGES = ("lsn-explorer", "torch", "transformers", "nnsight", "bitsandbytes", "peft", "numpy", "safetensors")
+_EDGE = 1 << 20  # bytes read from each end of a weight file for its fingerprint
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_fingerprint(folder: str | Path) -> str:
+    """A cheap, stable identity of a local checkpoint: config.json plus, for each weight file,
+    its name, size and first/last MiB (hashing all 16 GB of an 8B model would take minutes)."""
+    folder = Path(folder)
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}:{size}".encode())
+        with open(weights, "rb") as f:
+            digest.update(f.read(_EDGE))
+            f.seek(max(0, size - _EDGE))
+            digest.update(f.read(_EDGE))
+    return digest.hexdigest()
+
+
+def model_provenance(handle: ModelHandle) -> dict[str, Any]:
+    source = Path(handle.source).expanduser()
+    info: dict[str, Any] = {
+        "source": handle.source,
+        "family": handle.arch.family,
+        "dtype": handle.dtype,
+        "quantization": handle.quantization,
+        "n_layers": handle.n_layers,
+        "d_ff": handle.d_ff,
+    }
+    if source.is_dir():
+        info["fingerprint"] = checkpoint_fingerprint(source)
+    else:
+        info["revision"] = getattr(handle.model.config, "_commit_hash", None)
+    return info
+
+
+def provenance(
+    *,
+    handle: ModelHandle | None = None,
+    corpus: dict[str, Any] | None = None,
+    method: str | None = None,
+    params: dict[str, Any] | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """The provenance block stored with a record."""
+    return {
+        "model": model_provenance(handle) if handle is not None else None,
+        "corpus": corpus,
+        "method": method,
+        "params": params or {},
+        "seed": seed,
+        "packages": package_versions(),
+        "time": now(),
+    }

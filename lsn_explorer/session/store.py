@@ -1,0 +1,280 @@
+"""The session store: `sessions/<name>/session.sqlite` for records, `artifacts/` for tensors.
+
+Records (stats runs, neuron sets, interventions, generations, scores, ...) are rows with a `kind`,
+a `name`, a JSON payload and a JSON provenance. Tensors live beside the database as safetensors
+files named by the SHA-256 of their bytes, written atomically (temp file + rename) and verified on
+read. SQLite (WAL) lets job processes write while the TUI reads. Never pickle.
+
+Opening a database written by a newer schema, or a file that is not a database, raises a
+`SessionError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from lsn_explorer.errors import LsnError
+
+SCHEMA_VERSION = 1
+DB_NAME = "session.sqlite"
+ARTIFACTS = "artifacts"
+
+# Migration i takes a database from schema version i to i + 1. Append, never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE records (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        provenance TEXT NOT NULL
+    );
+    CREATE INDEX records_kind_name ON records (kind, name);
+    CREATE TABLE artifacts (
+        hash TEXT PRIMARY KEY,
+        file TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created TEXT NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    """,
+)
+
+
+class SessionError(LsnError):
+    """A session folder, database or artifact that cannot be used as asked."""
+
+
+def default_root() -> Path:
+    """`$LSN_SESSIONS_DIR`, else `./sessions`."""
+    return Path(os.environ.get("LSN_SESSIONS_DIR") or "sessions")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One stored record."""
+
+    id: int
+    kind: str
+    name: str
+    created: str
+    payload: dict[str, Any]
+    provenance: dict[str, Any]
+
+
+class Session:
+    """A named session folder. Use `Session.open(name)`; close with `close()` or `with`."""
+
+    def __init__(self, folder: Path, connection: sqlite3.Connection) -> None:
+        self.folder = folder
+        self.name = folder.name
+        self._db = connection
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, name: str, root: str | Path | None = None, *, create: bool = True) -> "Session":
+        """Open (or create) the session `name` under `root`.
+
+        Raises:
+            SessionError: bad name, missing session with create=False, a newer schema, or a
+                file that is not an SQLite database.
+        """
+        if not name or "/" in name or name.startswith(".") or name != name.strip():
+            raise SessionError(f"invalid session name {name!r}", "use letters, digits, - and _")
+        folder = (Path(root) if root is not None else default_root()) / name
+        db_path = folder / DB_NAME
+        if not db_path.exists():
+            if not create:
+                raise SessionError(f"no session named {name!r} in {folder.parent}",
+                                   f"see `lsn-explorer session list`; a session starts with "
+                                   f"`lsn-explorer stats --session {name} --langs ...`")
+        else:
+            _check_version(db_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ARTIFACTS).mkdir(exist_ok=True)
+        connection = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            _migrate(connection)
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise SessionError(f"{db_path} is corrupted: {exc}", "restore it from a copy") from exc
+        return cls(folder, connection)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- records -------------------------------------------------------------------------------
+    def add(self, kind: str, name: str, payload: dict[str, Any], provenance: dict[str, Any]) -> Record:
+        """Store a record; returns it with its id. Payload and provenance must be JSON data."""
+        created = now()
+        cursor = self._db.execute(
+            "INSERT INTO records (kind, name, created, payload, provenance) VALUES (?, ?, ?, ?, ?)",
+            (kind, name, created, json.dumps(payload, ensure_ascii=False), json.dumps(provenance, ensure_ascii=False)),
+        )
+        return Record(int(cursor.lastrowid), kind, name, created, payload, provenance)
+
+    def records(self, kind: str | None = None, name: str | None = None) -> list[Record]:
+        """Records, oldest first, optionally filtered by kind and name."""
+        sql, args = "SELECT id, kind, name, created, payload, provenance FROM records", []
+        where = []
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        if name is not None:
+            where.append("name = ?")
+            args.append(name)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        return [Record(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5])) for r in rows]
+
+    def latest(self, kind: str, name: str | None = None) -> Record | None:
+        """The newest record of a kind (and name), or None."""
+        found = self.records(kind, name)
+        return found[-1] if found else None
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Append to the session's event log (unexpected errors keep their traceback here)."""
+        self._db.execute("INSERT INTO events (created, level, message) VALUES (?, ?, ?)", (now(), level, message))
+
+    def events(self) -> list[tuple[str, str, str]]:
+        return [tuple(r) for r in self._db.execute("SELECT created, level, message FROM events ORDER BY id")]
+
+    # -- artifacts -----------------------------------------------------------------------------
+    def put_tensors(self, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> str:
+        """Write tensors as one safetensors artifact; returns its content hash (sha256 hex)."""
+        from safetensors.torch import save
+
+        data = save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.folder / ARTIFACTS / f"{digest}.safetensors"
+        if not target.exists():
+            try:
+                _atomic_write(target, data)
+            except OSError as exc:
+                raise SessionError(f"could not write artifact {target.name}: {exc.strerror}",
+                                   "free disk space or move the session store (--sessions-dir)") from exc
+        self._db.execute(
+            "INSERT OR IGNORE INTO artifacts (hash, file, bytes, created) VALUES (?, ?, ?, ?)",
+            (digest, target.name, len(data), now()),
+        )
+        return digest
+
+    def get_tensors(self, digest: str) -> dict[str, Any]:
+        """Read an artifact back, checking it is present and unchanged."""
+        from safetensors.torch import load
+
+        path = self.folder / ARTIFACTS / f"{digest}.safetensors"
+        if not path.is_file():
+            raise SessionError(f"artifact {path.name} of session {self.name!r} is missing",
+                               "the session folder was copied incompletely; recompute the record")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise SessionError(f"artifact {path.name} of session {self.name!r} is corrupted (hash mismatch)",
+                               "recompute the record that produced it")
+        return load(data)
+
+    def artifact_hashes(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT hash FROM artifacts ORDER BY created")]
+
+
+def list_sessions(root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Summaries of the sessions under `root`: name, record counts per kind, last change."""
+    root = Path(root) if root is not None else default_root()
+    found = []
+    for db_path in sorted(root.glob(f"*/{DB_NAME}")):
+        try:
+            with Session.open(db_path.parent.name, root, create=False) as session:
+                counts: dict[str, int] = {}
+                last = ""
+                for record in session.records():
+                    counts[record.kind] = counts.get(record.kind, 0) + 1
+                    last = record.created
+                found.append({"name": session.name, "records": counts, "last_change": last})
+        except SessionError as exc:
+            found.append({"name": db_path.parent.name, "error": exc.message})
+    return found
+
+
+def iter_kinds(records: list[Record]) -> Iterator[tuple[str, list[Record]]]:
+    """Records grouped by kind, kinds in first-seen order."""
+    groups: dict[str, list[Record]] = {}
+    for record in records:
+        groups.setdefault(record.kind, []).append(record)
+    yield from groups.items()
+
+
+def _check_version(db_path: Path) -> None:
+    """Refuse, without writing, a database of a newer schema or one that is not SQLite."""
+    try:
+        probe = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            version = probe.execute("PRAGMA user_version").fetchone()[0]
+            probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError as exc:
+        raise SessionError(f"{db_path} is not a readable session database ({exc})",
+                           "restore it from a copy, or start a new session") from exc
+    if version > SCHEMA_VERSION:
+        raise SessionError(
+            f"session {db_path.parent.name!r} was written by a newer lsn-explorer "
+            f"(schema {version}, this version reads up to {SCHEMA_VERSION})",
+            "upgrade lsn-explorer to open it",
+        )
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    for target in range(version, SCHEMA_VERSION):
+        connection.execute("BEGIN")
+        _run_script(connection, MIGRATIONS[target])
+        connection.execute(f"PRAGMA user_version = {target + 1}")
+        connection.execute("COMMIT")
+
+
+def _run_script(connection: sqlite3.Connection, script: str) -> None:
+    # executescript() would COMMIT first; run statement by statement inside our transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            connection.execute(statement)
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,73 @@
+"""Issue-3 science on the demo model: statistics accuracy and language-specific LAPE sets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lsn_explorer.core.analysis import jaccard
+from lsn_explorer.core.backend import read_sites
+from lsn_explorer.core.collect import collect_stats, plan_batches
+from lsn_explorer.core.corpora import corpus_file, read_lines
+from lsn_explorer.core.identification import identify, specificity
+from lsn_explorer.core.model import DEMO_MODEL_DIR, load_model
+from lsn_explorer.core.stats import PERCENTILES
+from lsn_explorer.core.stats_runs import StatsSettings, compute_stats
+from lsn_explorer.session.store import Session
+from tests_langs import DISTINCT_SCRIPT_LANGS
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_model(DEMO_MODEL_DIR)
+
+
+@pytest.fixture(scope="module")
+def session(demo, tmp_path_factory):
+    langs = ["en", "fr", *DISTINCT_SCRIPT_LANGS]
+    s = Session.open("science", tmp_path_factory.mktemp("sessions"))
+    compute_stats(s, demo, {lang: corpus_file(lang) for lang in langs})
+    yield s
+    s.close()
+
+
+def test_percentiles_within_half_a_rank_of_exact_quantiles(demo):
+    plan = plan_batches(demo, read_lines(corpus_file("zh")), window=128, batch_size=4)
+    stats = collect_stats(demo, plan, site="s").finalize()
+    rows = []
+    for batch in plan.batches:
+        sites = read_sites(demo, {"input_ids": batch, "attention_mask": torch.ones_like(batch)}, sites=("s",))
+        rows.append(torch.stack([t.reshape(-1, demo.d_ff) for t in sites["s"]]))
+    x = torch.cat(rows, 1)  # [layer, tokens, d_ff]
+    qs = torch.tensor([p / 100 for p in PERCENTILES])
+    for layer in range(demo.n_layers):
+        lo = torch.quantile(x[layer], (qs - 0.005).clamp(min=0), dim=0)
+        hi = torch.quantile(x[layer], (qs + 0.005).clamp(max=1), dim=0)
+        est = torch.stack([stats[f"p{p}"][layer] for p in PERCENTILES])
+        inside = (est >= lo - 1e-6) & (est <= hi + 1e-6)
+        assert inside.all(), (layer, (~inside).nonzero()[:5].tolist())
+
+
+def test_lape_sets_of_distinct_scripts_are_non_empty_and_mostly_disjoint(session):
+    result, _ = identify(session, "lape")
+    for lang in DISTINCT_SCRIPT_LANGS:
+        assert len(result.neurons[lang]) > 0, lang
+    for i, a in enumerate(DISTINCT_SCRIPT_LANGS):
+        for b in DISTINCT_SCRIPT_LANGS[i + 1:]:
+            assert jaccard(result.as_set(a), result.as_set(b)) < 0.5, (a, b)
+
+
+def test_lape_neurons_are_language_specific_by_eta_squared(session):
+    result, _ = identify(session, "lape", params={"top_rate": 0.05}, name="lape5")
+    rows = specificity(session, result)
+    random, _ = identify(session, "random", reference="lape5")
+    random_rows = specificity(session, random)
+    for lang in DISTINCT_SCRIPT_LANGS:
+        assert rows[lang]["mean_eta2"] > random_rows[lang]["mean_eta2"], lang
+
+
+def test_resumed_run_skips_finished_languages(session, demo):
+    again = compute_stats(session, demo, {"zh": corpus_file("zh")})
+    assert again[0]["skipped"]
+    other_site = compute_stats(session, demo, {"zh": corpus_file("zh")}, StatsSettings(site="g", max_tokens=600))
+    assert not other_site[0]["skipped"] and other_site[0]["tokens"] == 600
