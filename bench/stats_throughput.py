@@ -1,8 +1,9 @@
 """Benchmark: statistics collection vs a plain forward pass, and memory vs corpus length.
 
-Prints (1) tokens/s of `collect_stats` and of plain HF forwards over the same batches on the demo
-model, and their ratio (target ≥ 0.80); (2) peak resident memory of a fresh process collecting
-statistics over a corpus of 1× and 4× the length (target: no growth with length).
+Prints (1) tokens/s of `collect_stats` and of plain HF forwards over the same batches, and their
+ratio (target ≥ 0.80), on the demo model and on a larger random Llama (hidden 1024, d_ff 4096,
+8 layers) whose forward pass weighs more per neuron; (2) peak resident memory of a fresh process
+collecting statistics over a corpus of 1× and 4× the length (target: no growth with length).
 
     .venv/bin/python bench/stats_throughput.py [--lang zh] [--repeat 3]
 """
@@ -42,6 +43,30 @@ def stats_pass(handle, plan, site: str) -> float:
     return time.perf_counter() - start
 
 
+def larger_random_llama(demo):
+    """A random Llama with the demo tokenizer: same vocabulary, 1024 hidden, 4096 d_ff, 8 layers."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lsn_explorer.core.architectures import architecture_for
+    from lsn_explorer.core.model import ModelHandle
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=demo.model.config.vocab_size, hidden_size=1024, intermediate_size=4096,
+                         num_hidden_layers=8, num_attention_heads=16, num_key_value_heads=16,
+                         max_position_embeddings=512)
+    model = LlamaForCausalLM(config).eval()
+    return ModelHandle(model, demo.tokenizer, architecture_for(config), "random-llama-1024x8", "float32")
+
+
+def compare(handle, plan, repeat: int, sites=("s", "g", "a")) -> None:
+    plain_forward(handle, plan)  # warm-up
+    for site in sites:
+        plain = min(plain_forward(handle, plan) for _ in range(repeat))
+        stats = min(stats_pass(handle, plan, site) for _ in range(repeat))
+        print(f"  site {site}: plain forward {plan.total_tokens / plain:8.0f} tok/s | stats "
+              f"{plan.total_tokens / stats:8.0f} tok/s | ratio {plain / stats:.2f} (target >= 0.80)")
+
+
 def child(lang: str, copies: int) -> None:
     handle = load_model()
     plan = plan_for(handle, lang, copies)
@@ -63,14 +88,12 @@ def main() -> None:
     torch.set_num_threads(2)
     handle = load_model()
     plan = plan_for(handle, args.lang, 2)
-    plain_forward(handle, plan)  # warm-up
-    stats_pass(handle, plan, "s")
-    print(f"demo model, {args.lang}, {plan.total_tokens} tokens in {len(plan.batches)} batches of 4×128")
-    for site in ("s", "g", "a"):
-        plain = min(plain_forward(handle, plan) for _ in range(args.repeat))
-        stats = min(stats_pass(handle, plan, site) for _ in range(args.repeat))
-        print(f"site {site}: plain forward {plan.total_tokens / plain:8.0f} tok/s | stats {plan.total_tokens / stats:8.0f} tok/s"
-              f" | ratio {plain / stats:.2f} (target >= 0.80)")
+    print(f"demo model ({handle.n_layers}×{handle.d_ff}), {args.lang}, {plan.total_tokens} tokens in batches of 4×128")
+    compare(handle, plan, args.repeat)
+    larger = larger_random_llama(handle)
+    plan = plan_for(larger, args.lang, 1)
+    print(f"random Llama ({larger.n_layers}×{larger.d_ff}, hidden 1024), {plan.total_tokens} tokens")
+    compare(larger, plan, 1, sites=("s",))
     rows = []
     for copies in (1, 4):
         out = subprocess.run([sys.executable, __file__, "--lang", args.lang, "--child", str(copies)],

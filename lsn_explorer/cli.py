@@ -127,7 +127,7 @@ def _session(args: argparse.Namespace, *, create: bool = True) -> Any:
     return Session.open(args.session, args.sessions_dir, create=create)
 
 
-def _corpora(langs: list[str], sources: list[str] | None) -> dict[str, Path]:
+def _corpora(langs: list[str], sources: list[str] | None, sessions_dir: str | None = None) -> dict[str, Path]:
     """lang → text file, from --corpus (one folder, or files named by language, or lang=FILE)."""
     from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, corpus_file, language_of_file
     from lsn_explorer.core.languages import get_language
@@ -135,6 +135,12 @@ def _corpora(langs: list[str], sources: list[str] | None) -> dict[str, Path]:
 
     if not sources:
         return {lang: corpus_file(lang, DEMO_CORPUS_DIR) for lang in langs}
+    if sources == ["hf:wikipedia"]:
+        from lsn_explorer.core.corpora import wikipedia_file
+        from lsn_explorer.session.store import default_root
+
+        root = Path(sessions_dir) if sessions_dir else default_root()
+        return {lang: wikipedia_file(lang, root / "corpora") for lang in langs}
     if len(sources) == 1 and Path(sources[0]).is_dir():
         return {lang: corpus_file(lang, sources[0]) for lang in langs}
     files: dict[str, Path] = {}
@@ -179,7 +185,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if not args.langs:
         raise LsnError("no languages given", "pass --langs, e.g. --langs en,zh,hi")
     langs = [l.code for l in parse_languages(args.langs)]
-    corpora = _corpora(langs, args.corpus)
+    corpora = _corpora(langs, args.corpus, args.sessions_dir)
     for path in corpora.values():
         read_lines(path)  # every file readable and non-empty before anything is computed or written
     shard = _shard(args.shard)
@@ -358,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(stats)
     _add_session_args(stats)
     stats.add_argument("--langs", help="comma-separated language codes, e.g. en,zh,hi")
-    stats.add_argument("--corpus", nargs="+", help="a folder of <lang>.txt / FLORES / Tatoeba files, or files")
+    stats.add_argument("--corpus", nargs="+",
+                       help="a folder of <lang>.txt / FLORES / Tatoeba files, files (lang=FILE), or hf:wikipedia")
     stats.add_argument("--site", default="s", choices=("g", "s", "a"), help="which activation (default s)")
     stats.add_argument("--mode", default="consistent", choices=("consistent", "faithful"))
     stats.add_argument("--window", type=int, default=None, help="tokens per window (default min(512, context))")

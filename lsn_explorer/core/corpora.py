@@ -147,3 +147,43 @@ def load_parallel(langs: Iterable[str], corpus_dir: str | Path = DEMO_CORPUS_DIR
                     "every line needs its sentence, or remove the line from all files",
                 )
     return ParallelCorpus(lines)
+
+
+WIKIPEDIA_DATASET, WIKIPEDIA_DUMP = "wikimedia/wikipedia", "20231101"
+
+
+def wikipedia_file(lang: str, out_dir: str | Path, max_chars: int = 2_000_000) -> Path:
+    """Stream the start of a language's Wikipedia (Hugging Face `datasets`) into a text file.
+
+    Needs the `datasets` package and the network; the file is kept (and reused) under `out_dir`
+    so the statistics record can hash it like any local corpus.
+    """
+    import importlib.util
+    import os
+
+    code = get_language(lang).code
+    path = Path(out_dir) / f"wikipedia-{WIKIPEDIA_DUMP}-{code}.txt"
+    if path.is_file():
+        return path
+    if importlib.util.find_spec("datasets") is None:
+        raise CorpusError("the Wikipedia corpus needs the `datasets` package, which is not installed",
+                          "pip install datasets, or pass local text files with --corpus")
+    if os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0") or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        raise CorpusError("the Wikipedia corpus needs the network, and Hugging Face is set to offline",
+                          "unset HF_HUB_OFFLINE / HF_DATASETS_OFFLINE, or pass local text files with --corpus")
+    import datasets
+
+    stream = datasets.load_dataset(WIKIPEDIA_DATASET, f"{WIKIPEDIA_DUMP}.{code}", split="train", streaming=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    tmp = path.with_suffix(".part")
+    with tmp.open("w", encoding="utf-8") as f:
+        for article in stream:
+            for line in article["text"].splitlines():
+                if line.strip():
+                    f.write(line.strip() + "\n")
+                    written += len(line)
+            if written >= max_chars:
+                break
+    tmp.replace(path)
+    return path

@@ -86,7 +86,9 @@ def identify(
             result = methods.lape(torch.stack([s.values["prob"] for s in stats]), langs, **params)
         else:
             result = methods.actprob90p(torch.stack([s.values["act90"] for s in stats]), langs, **params)
-        result.params |= {"site": stats[0].site, "stats_mode": stats[0].mode}
+        result.params |= {"site": stats[0].site, "stats_mode": stats[0].mode,
+                          "stats_records": {s.lang: s.record for s in stats}}
+        corpus_spec = {s.lang: s.corpus for s in stats}
     elif method in ("type1", "type2"):
         from lsn_explorer.core.corpora import DEMO_CORPUS_DIR
         from lsn_explorer.core.transfer import transfer_neurons
@@ -148,7 +150,7 @@ def specificity(session: Session, neuron_set: NeuronSet, langs: Sequence[str] | 
                 ) -> dict[str, dict[str, float]]:
     """η² / ANOVA summary of each language's neurons against that language vs the rest."""
     langs = list(langs or stats_languages(session))
-    stats = session_stats(session, langs)
+    stats = session_stats(session, langs, neuron_set.params.get("site"), neuron_set.params.get("stats_mode"))
     counts = [s.tokens for s in stats]
     means = torch.stack([s.values["mean"] for s in stats])
     sqmeans = torch.stack([s.values["sqmean"] for s in stats])

@@ -66,9 +66,15 @@ class HistogramGrid:
         t = torch.linspace(-math.asinh(cls.SPAN), math.asinh(cls.SPAN), n_asinh)
         per_layer = []
         for values in layers:
-            x = values.float().cpu()
-            quantile_edges = torch.quantile(x, probs, dim=0).T  # [d_ff, n_quantile]
-            q25, q50, q75 = torch.quantile(x, torch.tensor([0.25, 0.5, 0.75]), dim=0)
+            ordered = values.float().cpu().T.contiguous().sort(-1).values  # [d_ff, tokens]
+            quantile_edges = _sorted_quantiles(ordered, probs)  # [d_ff, n_quantile]
+            # A value repeated in the sample (ties: bf16 activations, recurring contexts) shows up
+            # as repeated edges; moving each repeat one ulp up gives that value a bin of its own,
+            # so a percentile falling on it is estimated to within an ulp.
+            repeat = quantile_edges[:, 1:] == quantile_edges[:, :-1]
+            quantile_edges[:, 1:] = torch.where(
+                repeat, torch.nextafter(quantile_edges[:, :-1], torch.tensor(math.inf)), quantile_edges[:, 1:])
+            q25, q50, q75 = _sorted_quantiles(ordered, torch.tensor([0.25, 0.5, 0.75])).T
             scale = ((q75 - q25) / 4).clamp(min=1e-6)
             asinh_edges = q50.unsqueeze(-1) + torch.sinh(t) * scale.unsqueeze(-1)
             per_layer.append(torch.cat([quantile_edges, asinh_edges], -1).sort(-1).values)
@@ -81,6 +87,18 @@ class HistogramGrid:
 
     def same_as(self, other: "HistogramGrid") -> bool:
         return torch.equal(self.edges, other.edges)
+
+
+def _sorted_quantiles(ordered: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """Quantiles with linear interpolation (torch.quantile's convention) of rows that are
+    already sorted: ordered [rows, n] → [rows, len(probs)]. torch.quantile is slow for
+    hundreds of probabilities; one sort and a gather are not."""
+    n = ordered.shape[-1]
+    position = probs.double() * (n - 1)
+    below = position.floor().long()
+    above = (below + 1).clamp(max=n - 1)
+    frac = (position - below).float()
+    return ordered[:, below] + frac * (ordered[:, above] - ordered[:, below])
 
 
 class StatsAccumulator:
@@ -113,8 +131,9 @@ class StatsAccumulator:
         """
         x = values.reshape(-1, self.d_ff).to(self.device, torch.float32)
         self.positive[layer] += (x > 0).sum(0)
-        self.sum_fixed[layer] += torch.round(x.double() * FIXED_POINT).long().sum(0)
-        self.sumsq[layer] += x.double().square().sum(0)
+        # Scaling by 2^20 and rounding are exact in float32; the integer sums then merge exactly.
+        self.sum_fixed[layer] += torch.round(x * FIXED_POINT).long().sum(0)
+        self.sumsq[layer] += x.square().sum(0).double()
         torch.minimum(self.minimum[layer], x.min(0).values, out=self.minimum[layer])
         torch.maximum(self.maximum[layer], x.max(0).values, out=self.maximum[layer])
         width = self.grid.bins
@@ -236,4 +255,8 @@ def fraction_above(hist: torch.Tensor, bounds: torch.Tensor, threshold: torch.Te
     above = total - cum.gather(-1, b).double()
     left, right = bounds.gather(-1, b), bounds.gather(-1, b + 1)
     part = ((right - t) / (right - left).clamp(min=1e-30)).clamp(0, 1)
+    # A bin one ulp wide holds a single repeated value (see HistogramGrid.calibrate): it is above
+    # the threshold entirely or not at all.
+    atom = (right - left) <= left.abs() * 2.4e-7 + 1e-30
+    part = torch.where(atom, (left > t).double(), part)
     return ((above + part * in_bin) / total.clamp(min=1)).view(-1)

@@ -45,6 +45,8 @@ class ActivationStats:
     mode: str
     tokens: int
     values: dict[str, torch.Tensor]
+    corpus: dict[str, Any] | None = None  # the stats record's corpus provenance
+    record: int | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -180,4 +182,5 @@ def load_stats(session: Session, lang: str, *, site: str | None = None, mode: st
                            f"run `lsn-explorer stats --session {session.name} --langs {lang}` first")
     record = candidates[-1]
     values = session.get_tensors(record.payload["artifact"])
-    return ActivationStats(lang, record.payload["site"], record.payload["mode"], record.payload["tokens"], values)
+    return ActivationStats(lang, record.payload["site"], record.payload["mode"], record.payload["tokens"], values,
+                           record.provenance.get("corpus"), record.id)

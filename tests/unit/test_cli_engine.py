@@ -178,3 +178,10 @@ def test_pth_round_trip_through_import(capsys, tiny_checkpoints, tmp_path):
                        "--name", "tang", "--out", tmp_path / "back.pth")
     back = torch.load(tmp_path / "back.pth", weights_only=True)
     assert [[t.tolist() for t in per] for per in back] == [[t.tolist() for t in per] for per in nested]
+
+
+def test_wikipedia_corpus_offline_is_a_clear_error(capsys, tiny_checkpoints, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = run(capsys, "stats", *base(tiny_checkpoints, tmp_path), "--langs", "en", "--corpus", "hf:wikipedia")
+    assert_error(code, err, "Wikipedia corpus needs")
+    assert no_session(tmp_path)
