@@ -120,6 +120,7 @@ class StatsAccumulator:
         # Faithful mode: per-batch prob, mean and percentiles, summed over batches.
         self.batch_sums = torch.zeros((*shape, 2 + len(PERCENTILES)), dtype=torch.float64, device=dev)
         self._offsets = torch.arange(self.d_ff, device=dev) * grid.bins
+        self._one = torch.ones(1, dtype=torch.int32, device=dev)
         self._quantiles = torch.tensor([p / 100 for p in PERCENTILES], device=dev)
 
     # -- filling -------------------------------------------------------------------------------
@@ -136,10 +137,9 @@ class StatsAccumulator:
         self.sumsq[layer] += x.square().sum(0).double()
         torch.minimum(self.minimum[layer], x.min(0).values, out=self.minimum[layer])
         torch.maximum(self.maximum[layer], x.max(0).values, out=self.maximum[layer])
-        width = self.grid.bins
+        # Counting straight into the int32 histogram avoids a dense [d_ff × bins] temporary per call.
         flat = (self.grid.index(layer, x) + self._offsets).flatten()
-        counts = torch.bincount(flat, minlength=self.d_ff * width)
-        self.hist[layer] += counts.view(self.d_ff, width).to(torch.int32)
+        self.hist[layer].view(-1).index_add_(0, flat, self._one.expand(flat.numel()))
         if per_batch:
             stats = torch.cat([
                 (x > 0).float().mean(0, keepdim=True),
