@@ -15,6 +15,7 @@ import nnsight
 import torch
 
 from lsn_explorer.core.architectures import Architecture, Site, mlp_module
+from lsn_explorer.core.interventions import EditPlan, Phase, apply_write
 
 if TYPE_CHECKING:
     from lsn_explorer.core.model import ModelHandle
@@ -69,3 +70,69 @@ def read_sites(
             for site in order:
                 saved[site].append(site_proxy(mlp, handle.arch, site, d_ff).save())
     return {site: [t.detach() for t in saved[site]] for site in order}
+
+
+def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of each row's last real token (works for left and right padding)."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return (attention_mask.long() * (positions + 1)).argmax(dim=1)
+
+
+def _write_plan(wrapped: Any, handle: ModelHandle, plan: EditPlan, phase: Phase,
+                last: torch.Tensor | None) -> None:
+    """Apply one phase of a plan inside a trace: one indexed write per (layer, site)."""
+    for layer, writes in plan.writes[phase].items():
+        mlp = mlp_module(wrapped, handle.arch, layer)
+        for write in writes:  # already in forward order: s before a
+            apply_write(site_proxy(mlp, handle.arch, write.site, handle.d_ff), write, last)
+
+
+def forward_logits(handle: ModelHandle, inputs: dict[str, torch.Tensor], plan: EditPlan | None = None) -> torch.Tensor:
+    """Logits [batch, seq, vocab] of one forward pass, with `plan`'s prompt-phase writes applied.
+
+    Without a plan (or with an empty one) this is the plain transformers forward.
+    """
+    with torch.no_grad():
+        if plan is None or plan.empty:
+            return handle.model(**inputs).logits
+        last = last_positions(inputs["attention_mask"])
+        wrapped = handle.wrapped
+        with wrapped.trace(dict(inputs)):
+            _write_plan(wrapped, handle, plan, "prompt", last)
+            logits = wrapped.output.logits.save()
+    return logits
+
+
+def generate_rows(
+    handle: ModelHandle,
+    inputs: dict[str, torch.Tensor],
+    plans: Sequence[EditPlan | None],
+    *,
+    max_new_tokens: int,
+    **generate_kwargs: Any,
+) -> torch.Tensor:
+    """Generate from the same `inputs` once per plan, all rows in ONE batched run.
+
+    Each plan's edits are scoped to its own rows (one nnsight invoke per plan); a None or empty
+    plan is the baseline. Prompt-phase writes happen at step 0 (the prompt pass), decode-phase
+    writes at every later step (one KV-cached position each). Returns token ids
+    [rows × batch, prompt + new] in plan order.
+    """
+    wrapped = handle.wrapped
+    with torch.no_grad(), wrapped.generate(max_new_tokens=max_new_tokens, **generate_kwargs) as tracer:
+        for plan in plans:
+            with tracer.invoke(dict(inputs)):  # nnsight compiles this body: no `continue` inside
+                _write_steps(tracer, wrapped, handle, plan, max_new_tokens)
+        with tracer.invoke():  # read in its own invoke: code after a step loop cut short by EOS never runs
+            result = tracer.result.save()
+    return result
+
+
+def _write_steps(tracer: Any, wrapped: Any, handle: ModelHandle, plan: EditPlan | None, steps: int) -> None:
+    if plan is None or plan.empty:
+        return
+    if not plan.decodes:  # a write outside a step loop applies to the prompt pass only
+        _write_plan(wrapped, handle, plan, "prompt", None)
+        return
+    for step in tracer.iter[:steps]:
+        _write_plan(wrapped, handle, plan, "prompt" if step == 0 else "decode", None)
