@@ -298,6 +298,198 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- interventions: generate, ppl, score ------------------------------------------------------
+def _session_model(args: argparse.Namespace, session: Any) -> Any:
+    """--model when given, else the model the session's records were made with (else the demo)."""
+    from lsn_explorer.core.model import load_model
+
+    if args.model is None and session is not None:
+        for record in reversed(session.records()):
+            model = (record.provenance or {}).get("model")
+            if model and model.get("source"):
+                four_bit = args.four_bit or model.get("quantization") == "nf4"
+                return load_model(model["source"], dtype=args.dtype, four_bit=four_bit, device=args.device)
+    return _load(args)
+
+
+def _open_existing(args: argparse.Namespace) -> Any:
+    """The named session (created if new) — generation and scoring history go there."""
+    return _session(args) if args.session else None
+
+
+def _plans(args: argparse.Namespace, handle: Any, session: Any) -> tuple[list[Any], Any]:
+    from lsn_explorer.core.interventions import parse_intervention, resolve
+
+    interventions = [parse_intervention(spec) for spec in args.intervene or []]
+    return interventions, resolve(interventions, handle, session) if interventions else None
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from lsn_explorer.core.generate import TokenEvent, generate, record_generation
+    from lsn_explorer.core.interventions import parse_intervention
+
+    for spec in args.intervene or []:
+        parse_intervention(spec)  # syntax errors before the model loads
+    if args.compare and not args.intervene:
+        raise LsnError("--compare needs an intervention to compare against", "add --intervene SPEC")
+    session = _open_existing(args)
+    try:
+        handle = _session_model(args, session)
+        interventions, plan = _plans(args, handle, session)
+        rows = [None, plan] if args.compare else [plan]
+        labels = ["baseline", "intervened"] if args.compare else None
+        streaming = not args.json and not args.compare and sys.stdout.isatty()
+
+        def on_token(event: TokenEvent) -> None:
+            if streaming:
+                print(event.text, end="", flush=True)
+
+        if streaming:
+            print(args.prompt, end="", flush=True)
+        result = generate(handle, args.prompt, rows, labels=labels, max_new_tokens=args.max_new_tokens,
+                          temperature=args.temperature, seed=args.seed, on_token=on_token)
+        if session is not None:
+            record_generation(session, handle, result)
+    finally:
+        if session is not None:
+            session.close()
+    if args.json:
+        print(json.dumps({"prompt": result.prompt, "record": result.record,
+                          "rows": [row.__dict__ for row in result.rows]}, ensure_ascii=False))
+        return 0
+    if streaming:
+        print()
+    else:
+        for row in result.rows:
+            mix = ", ".join(f"{k} {v:.0%}" for k, v in row.scripts.items()) or "no letters"
+            title = row.label if not row.specs else f"{row.label}: {' '.join(row.specs)}"
+            print(f"[{title}]  (ppl {row.perplexity:.1f}; {mix})")
+            print(f"{result.prompt}{row.text}\n")
+    if result.record is not None:
+        print(f"recorded in session {args.session!r} (record {result.record})", file=sys.stderr)
+    return 0
+
+
+def cmd_ppl(args: argparse.Namespace) -> int:
+    from lsn_explorer.core.interventions import parse_intervention
+    from lsn_explorer.core.languages import parse_languages
+    from lsn_explorer.core.tasks.ppl import heldout_lines, line_perplexity, ppxc
+    from lsn_explorer.session.provenance import provenance
+
+    langs = [l.code for l in parse_languages(args.langs)] if args.langs else None
+    if not langs:
+        raise LsnError("no languages given", "pass --langs, e.g. --langs zh,hi,en")
+    lines = {lang: heldout_lines(lang, args.corpus) for lang in langs}  # readable before loading
+    if args.matrix:
+        template = parse_intervention(f"{args.set}:{langs[0]}={args.value}")
+    else:
+        for spec in args.intervene or []:
+            parse_intervention(spec)
+    with _session(args) as session:
+        handle = _session_model(args, session)
+        if args.matrix:
+            matrix = ppxc(handle, session, langs, template, args.corpus)
+            payload = {"set": args.set, "value": args.value, "rows": matrix.rows, "cols": matrix.cols,
+                       "base": matrix.base, "ppl": matrix.ppl, "skipped": matrix.skipped}
+            record = session.add("ppxc", args.set, payload,
+                                 provenance(handle=handle, method="ppxc", params={"set": args.set, "value": args.value}))
+            if args.json:
+                print(json.dumps(payload | {"record": record.id}))
+                return 0
+            _print_ppxc(matrix, args.set, args.value)
+            return 0
+        _, plan = _plans(args, handle, session)
+        rows = []
+        for lang in langs:
+            base = line_perplexity(handle, lines[lang])
+            after = line_perplexity(handle, lines[lang], plan=plan) if plan else base
+            rows.append({"lang": lang, "tokens": base.n_tokens, "ppl": base.value, "intervened": after.value,
+                         "change": after.value - base.value, "relative": (after.value - base.value) / base.value})
+        record = session.add("ppl", ",".join(langs), {"rows": rows, "interventions": args.intervene or []},
+                             provenance(handle=handle, method="ppl", params={"interventions": args.intervene or []}))
+    if args.json:
+        print(json.dumps({"rows": rows, "record": record.id}))
+        return 0
+    print(f"{'lang':<5} {'tokens':>7} {'PPL':>9}" + (f" {'intervened':>11} {'change':>9} {'rel':>7}" if plan else ""))
+    for r in rows:
+        extra = f" {r['intervened']:>11.2f} {r['change']:>+9.2f} {r['relative']:>+7.1%}" if plan else ""
+        print(f"{r['lang']:<5} {r['tokens']:>7} {r['ppl']:>9.2f}{extra}")
+    return 0
+
+
+def _print_ppxc(matrix: Any, set_name: str, value: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"PPXC: rows = {set_name} neurons of i set to {value}, columns = PPL of j "
+                        "(change, relative change; diagonal in bold)")
+    table.add_column("i \\ j")
+    for j in matrix.cols:
+        table.add_column(j, justify="right")
+    for i in matrix.rows:
+        cells = []
+        for j in matrix.cols:
+            text = f"{matrix.delta(i, j):+.1f} ({matrix.relative(i, j):+.0%})"
+            cells.append(f"[bold reverse]{text}[/]" if i == j else text)
+        table.add_row(i + (" ✓" if matrix.diagonal_dominant(i) else ""), *cells)
+    table.add_row("base PPL", *(f"{matrix.base[j]:.1f}" for j in matrix.cols), style="dim")
+    Console().print(table)
+    for i, why in matrix.skipped.items():
+        print(f"row {i} skipped: {why}")
+    print("✓ = the diagonal entry is the row's largest relative change")
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from lsn_explorer.core.interventions import parse_intervention
+    from lsn_explorer.core.languages import get_language
+    from lsn_explorer.core.tasks.scoring import load_examples, pick, record_score, score_sample, score_text
+
+    for spec in args.intervene or []:
+        parse_intervention(spec)
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise LsnError(f"text file {path} does not exist", "check the path")
+        text = path.read_text(encoding="utf-8").strip()
+        if not text:
+            raise LsnError(f"text file {path} is empty", "give a file with some text")
+        example = None
+    else:
+        if not args.task or not args.lang:
+            raise LsnError("nothing to score", "pass --task xnli|xquad|mkqa --lang L --sample K, or --file TEXT")
+        lang = get_language(args.lang).code
+        example = pick(load_examples(args.task, lang, args.data_dir, args.split), args.sample, args.task, lang)
+    with _session(args) as session:
+        handle = _session_model(args, session)
+        _, plan = _plans(args, handle, session)
+        plans = [None, plan] if plan else [None]
+        labels = ["baseline", "intervened"][: len(plans)]
+        if example is None:
+            score = score_text(handle, text, plans, labels)
+        else:
+            score = score_sample(handle, args.task, lang, example, plans, sample=args.sample, labels=labels)
+        record_score(session, handle, score, args.intervene or [])
+    if args.json:
+        print(json.dumps({"shown": score.shown, "rows": [r.__dict__ for r in score.rows], "record": score.record},
+                         ensure_ascii=False))
+        return 0
+    for key, value in score.shown.items():
+        print(f"{key}: {value}")
+    for row in score.rows:
+        parts = [f"prediction {row.prediction!r}"] if row.prediction else []
+        if row.probabilities:
+            parts.append("p(entail, neutral, contra) = " + ", ".join(f"{p:.2f}" for p in row.probabilities))
+            parts.append("correct" if row.correct else "wrong")
+        if row.f1 is not None:
+            parts.append(f"EM {row.exact_match:.2f} F1 {row.f1:.2f}")
+        if row.token_f1 is not None:
+            parts.append(f"token-id F1 {row.token_f1:.2f}")
+        if row.perplexity is not None:
+            parts.append(f"PPL {row.perplexity:.2f}")
+        print(f"[{row.label}] " + "; ".join(parts))
+    return 0
+
+
 def cmd_session(args: argparse.Namespace) -> int:
     from lsn_explorer.session.export import export_session
     from lsn_explorer.session.store import list_sessions
@@ -400,6 +592,43 @@ def build_parser() -> argparse.ArgumentParser:
     ident.add_argument("--out", help="export: FILE.json or FILE.pth")
     ident.set_defaults(func=cmd_identify)
 
+    gen = sub.add_parser("generate", help="continue a prompt, optionally side by side with interventions")
+    _add_model_args(gen)
+    _add_session_args(gen, default=None)
+    gen.add_argument("--prompt", required=True, help="text to continue")
+    _add_intervene_arg(gen)
+    gen.add_argument("--compare", action="store_true", help="baseline and intervened from one batched run")
+    gen.add_argument("--max-new-tokens", type=int, default=32)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    gen.add_argument("--seed", type=int, default=0, help="sampling seed, shared by both rows")
+    gen.add_argument("--json", action="store_true", help="machine-readable output")
+    gen.set_defaults(func=cmd_generate)
+
+    ppl = sub.add_parser("ppl", help="held-out perplexity with and without interventions; PPXC matrix")
+    _add_model_args(ppl)
+    _add_session_args(ppl)
+    ppl.add_argument("--langs", help="comma-separated language codes")
+    _add_intervene_arg(ppl)
+    ppl.add_argument("--matrix", action="store_true", help="PPXC(i, j): deactivate i's neurons, measure j")
+    ppl.add_argument("--set", default="lape", help="matrix: the stored neuron set (default lape)")
+    ppl.add_argument("--value", default="zero", help="matrix: value written (default zero)")
+    ppl.add_argument("--corpus", default=None, help="folder with <lang>.txt files (default: demo corpus)")
+    ppl.add_argument("--json", action="store_true", help="machine-readable output")
+    ppl.set_defaults(func=cmd_ppl)
+
+    score = sub.add_parser("score", help="score one task sample (or a text) with and without interventions")
+    _add_model_args(score)
+    _add_session_args(score)
+    score.add_argument("--task", choices=("xnli", "xquad", "mkqa"))
+    score.add_argument("--lang", help="language code")
+    score.add_argument("--sample", type=int, default=0, help="which sample (0-based)")
+    score.add_argument("--file", help="score a text file's perplexity instead of a task sample")
+    score.add_argument("--data-dir", default=None, help="benchmark folder (default: the demo samples)")
+    score.add_argument("--split", default="test", help="XNLI split in a benchmark folder (test | validation)")
+    _add_intervene_arg(score)
+    score.add_argument("--json", action="store_true", help="machine-readable output")
+    score.set_defaults(func=cmd_score)
+
     sess = sub.add_parser("session", help="list, show and export sessions")
     sess.add_argument("action", choices=("list", "show", "export"))
     sess.add_argument("name", nargs="?", help="session name (show, export)")
@@ -409,10 +638,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_session_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--session", default="default", help="session name (default: default)")
+def _add_session_args(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
+    parser.add_argument("--session", default=default,
+                        help=f"session name (default: {default or 'none, nothing is recorded'})")
     parser.add_argument("--sessions-dir", default=None, help="session store (default $LSN_SESSIONS_DIR or ./sessions)")
 
+
+def _add_intervene_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--intervene", action="append", metavar="SPEC",
+                        help="SOURCE[:LANG]=VALUE[@POSITIONS][/SITE][/faithful], e.g. lape:zh=zero "
+                             "(repeat for several; see README)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

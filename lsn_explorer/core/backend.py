@@ -9,6 +9,7 @@ created with `nnsight.save([])`; run traces under `torch.no_grad()`.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Sequence
 
 import nnsight
@@ -119,7 +120,11 @@ def generate_rows(
     [rows × batch, prompt + new] in plan order.
     """
     wrapped = handle.wrapped
-    with torch.no_grad(), wrapped.generate(max_new_tokens=max_new_tokens, **generate_kwargs) as tracer:
+    with warnings.catch_warnings(), torch.no_grad(), \
+            wrapped.generate(max_new_tokens=max_new_tokens, **generate_kwargs) as tracer:
+        # A generation that ends early (EOS, cancel) leaves the step loop waiting for steps that
+        # never come; nnsight warns and moves on, which is exactly what we want.
+        warnings.filterwarnings("ignore", message=".*was never reached.*")
         for plan in plans:
             with tracer.invoke(dict(inputs)):  # nnsight compiles this body: no `continue` inside
                 _write_steps(tracer, wrapped, handle, plan, max_new_tokens)

@@ -1,18 +1,26 @@
-"""Perplexity of text under a model: per-line scoring with exact token accounting.
+"""Perplexity of text under a model, with or without an intervention, and PPXC (SCIENCE.md §5).
 
 Each line is scored on its own, starting from the tokenizer's BOS, and every token of the line
 is predicted (labels are shifted once, here, and nowhere else). Batches are right-padded so that
-position ids are the plain 0..n-1 of an unpadded run.
+position ids are the plain 0..n-1 of an unpadded run. With and without an intervention the same
+lines are tokenized the same way, so both perplexities cover identical tokens.
+
+PPXC(i, j) = PPL of language j with language i's neurons set to zero − PPL of j without. Base
+perplexities differ by 10× between languages, so rows are compared by relative change.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
+    from lsn_explorer.core.interventions import EditPlan, Intervention
     from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.session.store import Session
 
 
 @dataclass(frozen=True)
@@ -27,9 +35,13 @@ class Perplexity:
         return math.exp(self.nll / self.n_tokens) if self.n_tokens else float("nan")
 
 
-def line_perplexity(handle: ModelHandle, lines: Sequence[str], batch_size: int = 16) -> Perplexity:
-    """Perplexity over `lines`, each scored independently from BOS (token-weighted)."""
+def line_perplexity(handle: ModelHandle, lines: Sequence[str], batch_size: int = 16,
+                    plan: EditPlan | None = None) -> Perplexity:
+    """Perplexity over `lines`, each scored independently from BOS (token-weighted), with `plan`'s
+    interventions applied when given."""
     import torch
+
+    from lsn_explorer.core.backend import forward_logits
 
     tok = handle.tokenizer
     encoded = [ids for ids in tok(list(lines))["input_ids"] if len(ids) > 1]
@@ -44,8 +56,7 @@ def line_perplexity(handle: ModelHandle, lines: Sequence[str], batch_size: int =
             input_ids[row, : len(ids)] = torch.tensor(ids)
             mask[row, : len(ids)] = 1
         input_ids, mask = input_ids.to(handle.device), mask.to(handle.device)
-        with torch.no_grad():
-            logits = handle.model(input_ids=input_ids, attention_mask=mask).logits.float()
+        logits = forward_logits(handle, {"input_ids": input_ids, "attention_mask": mask}, plan).float()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
         targets = input_ids[:, 1:]
         picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -53,3 +64,99 @@ def line_perplexity(handle: ModelHandle, lines: Sequence[str], batch_size: int =
         total_nll -= picked[valid].sum().item()
         total_tokens += int(valid.sum())
     return Perplexity(total_nll, total_tokens)
+
+
+def continuation_perplexity(handle: ModelHandle, prompt_ids: Sequence[int], new_ids: Sequence[int],
+                            plan: EditPlan | None = None) -> Perplexity:
+    """Perplexity of `new_ids` following `prompt_ids` (only the new tokens are scored)."""
+    import torch
+
+    from lsn_explorer.core.backend import forward_logits
+
+    if not new_ids:
+        return Perplexity(0.0, 0)
+    ids = torch.tensor([list(prompt_ids) + list(new_ids)], device=handle.device)
+    logits = forward_logits(handle, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, plan).float()
+    start = len(prompt_ids)
+    logprobs = torch.log_softmax(logits[0, start - 1:-1], dim=-1)
+    picked = logprobs.gather(-1, ids[0, start:].unsqueeze(-1))
+    return Perplexity(-picked.sum().item(), len(new_ids))
+
+
+def heldout_lines(lang: str, corpus_dir: str | None = None) -> list[str]:
+    """The held-out lines of a language's corpus (the demo corpus by default)."""
+    from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, corpus_file, read_lines, select
+
+    return select(read_lines(corpus_file(lang, corpus_dir or DEMO_CORPUS_DIR)), "heldout")
+
+
+@dataclass(frozen=True)
+class PplChange:
+    lang: str
+    base: Perplexity
+    intervened: Perplexity
+
+    @property
+    def delta(self) -> float:
+        return self.intervened.value - self.base.value
+
+    @property
+    def relative(self) -> float:
+        return self.delta / self.base.value
+
+
+def ppl_change(handle: ModelHandle, lines: Sequence[str], plan: EditPlan, lang: str = "") -> PplChange:
+    """Perplexity of the same lines without and with `plan`."""
+    return PplChange(lang, line_perplexity(handle, lines), line_perplexity(handle, lines, plan=plan))
+
+
+@dataclass
+class PpxcMatrix:
+    """PPXC over languages: rows = whose neurons are deactivated (i), columns = evaluated (j)."""
+
+    rows: list[str]
+    cols: list[str]
+    base: dict[str, float]
+    ppl: dict[str, dict[str, float]]  # i → j → PPL of j with i's neurons intervened
+    skipped: dict[str, str]  # i → why the row is missing (e.g. the set has no neurons for i)
+
+    def delta(self, i: str, j: str) -> float:
+        return self.ppl[i][j] - self.base[j]
+
+    def relative(self, i: str, j: str) -> float:
+        return self.delta(i, j) / self.base[j]
+
+    def diagonal_dominant(self, i: str) -> bool:
+        """Whether PPXC(i, i) is the largest relative change of row i."""
+        return max(self.cols, key=lambda j: self.relative(i, j)) == i
+
+
+def ppxc(handle: ModelHandle, session: Session | None, langs: Sequence[str], template: Intervention,
+         corpus_dir: str | None = None, progress: Callable[[int, int], None] | None = None) -> PpxcMatrix:
+    """PPXC(i, j) for every pair of `langs`: `template` (e.g. lape=zero) with its language set to i,
+    perplexity measured on j's held-out lines. A row whose set has no neurons for i is skipped."""
+    from dataclasses import replace
+
+    from lsn_explorer.core.interventions import InterventionError, resolve
+
+    lines = {j: heldout_lines(j, corpus_dir) for j in langs}
+    base = {j: line_perplexity(handle, lines[j]).value for j in langs}
+    out: dict[str, dict[str, float]] = {}
+    skipped: dict[str, str] = {}
+    total, done = len(langs) * len(langs), 0
+    for i in langs:
+        try:
+            plan = resolve([replace(template, lang=i)], handle, session)
+        except InterventionError as exc:
+            skipped[i] = exc.message
+            done += len(langs)
+            continue
+        out[i] = {}
+        for j in langs:
+            out[i][j] = line_perplexity(handle, lines[j], plan=plan).value
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    if not out:
+        raise LsnError("no language has neurons to deactivate", "; ".join(skipped.values()))
+    return PpxcMatrix([i for i in langs if i in out], list(langs), base, out, skipped)

@@ -1,0 +1,210 @@
+"""Per-sample scoring of task examples, with and without interventions (SCIENCE.md §7).
+
+- XNLI, base model: the three verbalised options ("premise, right? Yes|Also|No, hypothesis", with
+  the words in the example's language) are scored by the log-likelihood of everything after
+  "premise, right?"; the prediction is the most likely option, and the three log-likelihoods
+  softmaxed give label probabilities.
+- XQuAD and MKQA: greedy generation after a short prompt, cut at the first line break, scored by
+  SQuAD v1.1 EM/F1 (plus the token-id variant) or MKQA's token F1.
+- Any text: per-token log-probabilities and perplexity.
+Baseline and intervened scores come from one batched run (generation) or one forward pass each
+over identical tokens (log-likelihoods).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from lsn_explorer.core.tasks import metrics
+from lsn_explorer.core.tasks.files import TASKS, task_file
+from lsn_explorer.errors import TaskFileError
+
+if TYPE_CHECKING:
+    from lsn_explorer.core.interventions import EditPlan
+    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.session.store import Session
+
+# "right?", then the entailment / neutral / contradiction words, per language (XNLI's languages).
+XNLI_WORDS: dict[str, tuple[str, str, str, str]] = {
+    "en": ("right", "Yes", "Also", "No"),
+    "fr": ("correct", "Oui", "Aussi", "Non"),
+    "es": ("correcto", "Sí", "Así que", "No"),
+    "de": ("richtig", "Ja", "Auch", "Nein"),
+    "vi": ("đúng", "Vâng", "Nên", "Không"),
+    "zh": ("正确", "是的", "所以", "不是"),
+    "hi": ("सही", "हाँ", "इसलिए", "नहीं"),
+    "ur": ("صحیح", "جی ہاں", "اس لئے", "نہیں"),
+    "ru": ("правильно", "Да", "Так", "Нет"),
+    "ar": ("صحيح", "نعم", "لذا", "لا"),
+    "tr": ("doğru", "Evet", "Ayrıca", "Hayır"),
+    "th": ("ถูกต้อง", "ใช่", "ดังนั้น", "ไม่"),
+    "el": ("σωστό", "Ναι", "Έτσι", "Όχι"),
+    "bg": ("правилно", "да", "така", "не"),
+    "sw": ("sahihi", "Ndiyo", "Hivyo", "Hapana"),
+}
+ANSWER_TOKENS = 24  # new tokens generated for an extractive / open answer
+
+
+@dataclass
+class RowScore:
+    """One row's result (baseline or intervened) on one sample."""
+
+    label: str
+    prediction: str
+    correct: bool | None = None  # XNLI
+    probabilities: list[float] = field(default_factory=list)  # XNLI: entailment, neutral, contradiction
+    exact_match: float | None = None
+    f1: float | None = None
+    token_f1: float | None = None  # XQuAD faithful variant (token ids)
+    perplexity: float | None = None  # text
+
+
+@dataclass
+class SampleScore:
+    task: str
+    lang: str
+    sample: int
+    example_id: str
+    shown: dict[str, Any]  # what the sample is (premise/hypothesis, question, gold answers, text)
+    rows: list[RowScore]
+    record: int | None = None
+
+
+def load_examples(task: str, lang: str, data_dir: str | Path | None = None, split: str = "test") -> list[Any]:
+    """Every example of `task` in `lang` (demo samples when `data_dir` is None)."""
+    from lsn_explorer.core.tasks.mkqa import load_mkqa
+    from lsn_explorer.core.tasks.xnli import load_xnli
+    from lsn_explorer.core.tasks.xquad import load_xquad
+
+    path = task_file(task, lang, data_dir, split)
+    if task == "xnli":
+        return load_xnli(path)
+    if task == "xquad":
+        return load_xquad(path)
+    return load_mkqa(path, lang)
+
+
+def pick(examples: Sequence[Any], sample: int, task: str, lang: str) -> Any:
+    if not 0 <= sample < len(examples):
+        raise TaskFileError(f"{task} {lang} has {len(examples)} samples; there is no sample {sample}",
+                            f"choose --sample between 0 and {len(examples) - 1}")
+    return examples[sample]
+
+
+def score_sample(handle: ModelHandle, task: str, lang: str, example: Any, plans: Sequence[EditPlan | None],
+                 *, sample: int = 0, labels: Sequence[str] | None = None) -> SampleScore:
+    """Score one example once per plan (None = baseline)."""
+    names = list(labels) if labels else ["baseline" if p is None or not p.edits else
+                                        " + ".join(iv.label for iv in p.interventions) for p in plans]
+    if task == "xnli":
+        return _score_xnli(handle, lang, example, plans, names, sample)
+    if task == "xquad":
+        golds = [a.text for a in example.answers]
+        prompt = f"{example.context}\nQuestion: {example.question}\nAnswer:"
+        shown = {"context": example.context, "question": example.question, "answers": golds}
+        return _score_generated(handle, task, lang, example.id, sample, prompt, golds, shown, plans, names)
+    if task == "mkqa":
+        if not example.scorable:
+            raise TaskFileError(f"MKQA sample {sample} ({example.example_id}) has a long or no answer",
+                                "MKQA's F1 skips those; choose another sample")
+        golds = [text for a in example.answers for text in ((a.text,) if a.text else ()) + tuple(a.aliases)]
+        shown = {"question": example.query, "answers": golds}
+        return _score_generated(handle, task, lang, example.example_id, sample, f"Question: {example.query}\nAnswer:",
+                                golds, shown, plans, names)
+    raise TaskFileError(f"unknown task {task!r}", f"tasks: {', '.join(TASKS)}")
+
+
+def _score_xnli(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPlan | None], names: list[str],
+                sample: int) -> SampleScore:
+    from lsn_explorer.core.tasks.xnli import LABELS
+
+    right, *words = XNLI_WORDS.get(lang, XNLI_WORDS["en"])
+    context = f"{ex.premise}, {right}?"
+    options = [f" {word}, {ex.hypothesis}" for word in words]
+    rows = []
+    for name, plan in zip(names, plans):
+        loglik = continuation_logliks(handle, context, options, plan)
+        top = max(loglik)
+        weights = [math.exp(x - top) for x in loglik]
+        probs = [w / sum(weights) for w in weights]
+        predicted = max(range(3), key=lambda k: loglik[k])
+        rows.append(RowScore(name, LABELS[predicted], predicted == ex.label, probs))
+    shown = {"premise": ex.premise, "hypothesis": ex.hypothesis, "gold": LABELS[ex.label]}
+    return SampleScore("xnli", lang, sample, ex.id, shown, rows)
+
+
+def continuation_logliks(handle: ModelHandle, context: str, options: Sequence[str],
+                         plan: EditPlan | None = None) -> list[float]:
+    """Summed log-probability of each option's tokens after `context` (one batched forward).
+
+    Context and option are tokenized separately and joined, so every option is scored on the
+    same context tokens.
+    """
+    import torch
+
+    from lsn_explorer.core.backend import forward_logits
+
+    tok = handle.tokenizer
+    context_ids = tok(context)["input_ids"]
+    option_ids = [tok(option, add_special_tokens=False)["input_ids"] for option in options]
+    rows = [context_ids + ids for ids in option_ids]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for i, r in enumerate(rows):  # right padding: positions 0..n-1 as in an unpadded run
+        input_ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
+    logits = forward_logits(handle, {"input_ids": input_ids.to(handle.device), "attention_mask": mask.to(handle.device)},
+                            plan).float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    out = []
+    for i, ids in enumerate(option_ids):
+        start = len(context_ids)
+        positions = torch.arange(start - 1, start - 1 + len(ids))
+        out.append(float(logprobs[i, positions, torch.tensor(ids)].sum()))
+    return out
+
+
+def _score_generated(handle: ModelHandle, task: str, lang: str, example_id: str, sample: int, prompt: str,
+                     golds: list[str], shown: dict[str, Any], plans: Sequence[EditPlan | None],
+                     names: list[str]) -> SampleScore:
+    from lsn_explorer.core.generate import generate
+
+    generation = generate(handle, prompt, plans, labels=names, max_new_tokens=ANSWER_TOKENS)
+    tok = handle.tokenizer
+    gold_ids = [tok(g, add_special_tokens=False)["input_ids"] for g in golds]
+    rows = []
+    for row in generation.rows:
+        answer = row.text.strip().split("\n")[0].strip()
+        if task == "xquad":
+            pred_ids = tok(answer, add_special_tokens=False)["input_ids"]
+            rows.append(RowScore(row.label, answer, exact_match=metrics.exact_match(answer, golds, lang),
+                                 f1=metrics.f1(answer, golds, lang), token_f1=metrics.token_id_f1(pred_ids, gold_ids)))
+        else:
+            rows.append(RowScore(row.label, answer, exact_match=metrics.mkqa_exact_match(answer, golds, lang),
+                                 f1=metrics.mkqa_f1(answer, golds, lang)))
+    return SampleScore(task, lang, sample, example_id, shown, rows)
+
+
+def score_text(handle: ModelHandle, text: str, plans: Sequence[EditPlan | None], names: Sequence[str]
+               ) -> SampleScore:
+    """Per-token log-probabilities and perplexity of `text` per plan."""
+    from lsn_explorer.core.tasks.ppl import line_perplexity
+
+    rows = [RowScore(name, "", perplexity=line_perplexity(handle, [text], plan=plan).value)
+            for name, plan in zip(names, plans)]
+    return SampleScore("text", "", 0, "", {"text": text}, rows)
+
+
+def record_score(session: Session, handle: ModelHandle, score: SampleScore, specs: list[str]) -> int:
+    """Store a scored sample in the session history; returns the record id."""
+    from lsn_explorer.session.provenance import provenance
+
+    payload = {"task": score.task, "lang": score.lang, "sample": score.sample, "example_id": score.example_id,
+               "shown": score.shown, "rows": [row.__dict__ for row in score.rows]}
+    record = session.add("score", score.task, payload,
+                         provenance(handle=handle, method="score", params={"interventions": specs}))
+    score.record = record.id
+    return record.id
