@@ -76,3 +76,47 @@ def test_resumed_run_skips_finished_languages(session, demo):
     assert again[0]["skipped"]
     other_site = compute_stats(session, demo, {"zh": corpus_file("zh")}, StatsSettings(site="g", max_tokens=600))
     assert not other_site[0]["skipped"] and other_site[0]["tokens"] == 600
+
+
+# -- issue 4: interventions on the demo model -----------------------------------------------------
+LATIN_LANGS = [lang for lang in CORPUS_LANGS if lang not in DISTINCT_SCRIPT_LANGS]
+
+
+@pytest.fixture(scope="module")
+def lape5(session):
+    identify(session, "lape", params={"top_rate": 0.05}, name="lape5")
+    return "lape5"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "measured on the current demo model (top_rate 0.05, 4000-token statistics): rows zh and ja raise "
+    "vi's perplexity most and ko raises ur's; hi ur bn ta and 6 of 7 Latin rows are diagonal-dominant. "
+    "See the closing note of the interventions issue."))
+def test_ppxc_of_lape_zero_is_diagonal_dominant(demo, session, lape5):
+    from lsn_explorer.core.interventions import parse_intervention
+    from lsn_explorer.core.tasks.ppl import ppxc
+
+    matrix = ppxc(demo, session, CORPUS_LANGS, parse_intervention(f"{lape5}:en=zero"))
+    failing = [i for i in DISTINCT_SCRIPT_LANGS if not matrix.diagonal_dominant(i)]
+    latin_ok = [i for i in LATIN_LANGS if i in matrix.rows and matrix.diagonal_dominant(i)]
+    assert not failing, {i: max(matrix.cols, key=lambda j: matrix.relative(i, j)) for i in failing}
+    assert len(latin_ok) >= len(LATIN_LANGS) / 2
+
+
+def test_zeroing_hindi_neurons_changes_hindi_not_english(demo, session, lape5):
+    from lsn_explorer.core.corpora import load_parallel
+    from lsn_explorer.core.demo import prompt_from
+    from lsn_explorer.core.generate import generate
+    from lsn_explorer.core.interventions import parse_intervention, resolve
+
+    plan = resolve([parse_intervention(f"{lape5}:hi=zero")], demo, session)
+    heldout = load_parallel(["hi", "en"]).split("heldout")
+    changed = {"hi": 0, "en": 0}
+    for k in range(5):
+        for lang in changed:
+            rows = generate(demo, prompt_from(heldout.lines[lang][k]), [None, plan], max_new_tokens=16).rows
+            base, after = rows[0].token_ids, rows[1].token_ids
+            changed[lang] += sum(a != b for a, b in zip(base, after)) + abs(len(base) - len(after))
+    # Measured: 23 of 80 Hindi tokens differ, 5 of 80 English ones (one late divergence).
+    assert changed["hi"] >= 0.2 * 80  # visibly different Hindi continuations
+    assert changed["en"] <= 0.1 * 80  # English unchanged or barely changed

@@ -103,8 +103,9 @@ def score_sample(handle: ModelHandle, task: str, lang: str, example: Any, plans:
         return _score_xnli(handle, lang, example, plans, names, sample)
     if task == "xquad":
         golds = [a.text for a in example.answers]
-        prompt = f"{example.context}\nQuestion: {example.question}\nAnswer:"
-        shown = {"context": example.context, "question": example.question, "answers": golds}
+        context, truncated = _fit_context(handle, example.context, f"\nQuestion: {example.question}\nAnswer:")
+        prompt = f"{context}\nQuestion: {example.question}\nAnswer:"
+        shown = {"context": context, "question": example.question, "answers": golds, "context_truncated": truncated}
         return _score_generated(handle, task, lang, example.id, sample, prompt, golds, shown, plans, names)
     if task == "mkqa":
         if not example.scorable:
@@ -115,6 +116,26 @@ def score_sample(handle: ModelHandle, task: str, lang: str, example: Any, plans:
         return _score_generated(handle, task, lang, example.example_id, sample, f"Question: {example.query}\nAnswer:",
                                 golds, shown, plans, names)
     raise TaskFileError(f"unknown task {task!r}", f"tasks: {', '.join(TASKS)}")
+
+
+def _fit_context(handle: ModelHandle, context: str, rest: str) -> tuple[str, bool]:
+    """Cut the passage so that passage + question + answer fit the model's context window (the
+    demo model reads 128 tokens); the question is never cut. Returns (passage, whether cut)."""
+    from lsn_explorer.core.collect import model_context
+
+    window = model_context(handle)
+    tok = handle.tokenizer
+    ids = tok(context)["input_ids"]
+    budget = (window or 10**9) - ANSWER_TOKENS - len(tok(rest, add_special_tokens=False)["input_ids"]) - 1
+    if len(ids) <= budget:
+        return context, False
+    if budget < 8:
+        raise TaskFileError(f"the question alone nearly fills the model's {window}-token context",
+                            "use a model with a longer context")
+    kept = tok.decode(ids[:budget], skip_special_tokens=True)
+    while kept and len(tok(kept)["input_ids"]) > budget:  # re-tokenizing may merge differently
+        kept = kept[:-1]
+    return kept, True
 
 
 def _score_xnli(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPlan | None], names: list[str],
