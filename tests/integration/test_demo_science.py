@@ -84,11 +84,12 @@ LATIN_LANGS = [lang for lang in CORPUS_LANGS if lang not in DISTINCT_SCRIPT_LANG
 
 @pytest.fixture(scope="module")
 def lape5(session):
-    identify(session, "lape", params={"top_rate": 0.05}, name="lape5")
+    # site and mode named: test_resumed_run_skips_finished_languages adds g statistics for zh
+    identify(session, "lape", params={"top_rate": 0.05, "site": "s", "mode": "consistent"}, name="lape5")
     return "lape5"
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "measured on the current demo model (top_rate 0.05, 4000-token statistics): rows zh and ja raise "
     "vi's perplexity most and ko raises ur's; hi ur bn ta and 6 of 7 Latin rows are diagonal-dominant. "
     "See the closing note of the interventions issue."))
