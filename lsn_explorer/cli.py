@@ -312,11 +312,6 @@ def _session_model(args: argparse.Namespace, session: Any) -> Any:
     return _load(args)
 
 
-def _open_existing(args: argparse.Namespace) -> Any:
-    """The named session (created if new) — generation and scoring history go there."""
-    return _session(args) if args.session else None
-
-
 def _plans(args: argparse.Namespace, handle: Any, session: Any) -> tuple[list[Any], Any]:
     from lsn_explorer.core.interventions import parse_intervention, resolve
 
@@ -332,7 +327,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         parse_intervention(spec)  # syntax errors before the model loads
     if args.compare and not args.intervene:
         raise LsnError("--compare needs an intervention to compare against", "add --intervene SPEC")
-    session = _open_existing(args)
+    session = _session(args) if args.session else None  # generation history goes there
     try:
         handle = _session_model(args, session)
         interventions, plan = _plans(args, handle, session)
@@ -373,7 +368,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_ppl(args: argparse.Namespace) -> int:
     from lsn_explorer.core.interventions import parse_intervention
     from lsn_explorer.core.languages import parse_languages
-    from lsn_explorer.core.tasks.ppl import heldout_lines, line_perplexity, ppxc
+    from lsn_explorer.core.tasks.ppl import heldout_lines, line_perplexity, ppl_change, ppxc
     from lsn_explorer.session.provenance import provenance
 
     langs = [l.code for l in parse_languages(args.langs)] if args.langs else None
@@ -401,10 +396,14 @@ def cmd_ppl(args: argparse.Namespace) -> int:
         _, plan = _plans(args, handle, session)
         rows = []
         for lang in langs:
-            base = line_perplexity(handle, lines[lang])
-            after = line_perplexity(handle, lines[lang], plan=plan) if plan else base
-            rows.append({"lang": lang, "tokens": base.n_tokens, "ppl": base.value, "intervened": after.value,
-                         "change": after.value - base.value, "relative": (after.value - base.value) / base.value})
+            if plan is None:
+                base = line_perplexity(handle, lines[lang])
+                rows.append({"lang": lang, "tokens": base.n_tokens, "ppl": base.value, "intervened": base.value,
+                             "change": 0.0, "relative": 0.0})
+                continue
+            change = ppl_change(handle, lines[lang], plan, lang)
+            rows.append({"lang": lang, "tokens": change.base.n_tokens, "ppl": change.base.value,
+                         "intervened": change.intervened.value, "change": change.delta, "relative": change.relative})
         record = session.add("ppl", ",".join(langs), {"rows": rows, "interventions": args.intervene or []},
                              provenance(handle=handle, method="ppl", params={"interventions": args.intervene or []}))
     if args.json:

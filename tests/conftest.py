@@ -18,6 +18,14 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
+def demo():
+    """The bundled demo model, loaded once for every test that uses it (fp32, CPU)."""
+    from lsn_explorer.core.model import load_model
+
+    return load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real benchmark files beside the project; tests using it skip when it is absent."""
     if not SHARED_DATA.is_dir():

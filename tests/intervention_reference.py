@@ -15,6 +15,14 @@ import torch
 from lsn_explorer.core.architectures import resolve
 
 
+def random_constant_spec(handle, n: int, value: float, seed: int) -> str:
+    """A hand-typed intervention spec: n random neurons (distinct indices) set to `value`."""
+    g = torch.Generator().manual_seed(seed)
+    pairs = [(int(torch.randint(0, handle.n_layers, (1,), generator=g)), int(i))
+             for i in torch.randperm(handle.d_ff, generator=g)[:n]]
+    return ",".join(f"{l}.{i}" for l, i in pairs) + f"={value:g}"
+
+
 @dataclass
 class RefIntervention:
     pairs: torch.Tensor  # [k, 2] (layer, index)

@@ -72,10 +72,6 @@ class Intervention:
     neurons: tuple[tuple[int, int], ...] = field(default=())
 
     @property
-    def needs_stats(self) -> bool:
-        return self.value in STAT_VALUES
-
-    @property
     def spec(self) -> str:
         """The compact spec this intervention parses from."""
         source = ",".join(f"{l}.{i}" for l, i in self.neurons) if self.source == "list" else self.source

@@ -15,11 +15,6 @@ from lsn_explorer.core.scripts import script_share
 from tests_langs import CORPUS_LANGS
 
 
-@pytest.fixture(scope="module")
-def demo():
-    return load_model(DEMO_MODEL_DIR)
-
-
 def test_checkpoint_files_size_and_manifest():
     files = {p.name for p in DEMO_MODEL_DIR.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "build.json"} <= files

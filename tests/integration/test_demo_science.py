@@ -10,16 +10,10 @@ from lsn_explorer.core.backend import read_sites
 from lsn_explorer.core.collect import collect_stats, plan_batches
 from lsn_explorer.core.corpora import corpus_file, read_lines
 from lsn_explorer.core.identification import identify, specificity
-from lsn_explorer.core.model import DEMO_MODEL_DIR, load_model
 from lsn_explorer.core.stats import PERCENTILES
 from lsn_explorer.core.stats_runs import StatsSettings, compute_stats
 from lsn_explorer.session.store import Session
 from tests_langs import CORPUS_LANGS, DISTINCT_SCRIPT_LANGS
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_model(DEMO_MODEL_DIR)
 
 
 # Statistics of every demo language over its first 4000 tokens (site s, consistent mode).

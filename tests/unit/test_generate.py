@@ -11,22 +11,12 @@ import torch
 from lsn_explorer.core.generate import SeededSampler, TokenEvent, generate, record_generation, stream
 from lsn_explorer.core.interventions import parse_intervention, resolve
 from lsn_explorer.errors import LsnError
-
-
-@pytest.fixture(scope="module")
-def demo():
-    from lsn_explorer.core.model import load_model
-
-    return load_model(device="cpu")
+from tests.intervention_reference import random_constant_spec
 
 
 @pytest.fixture(scope="module")
 def plan(demo):
-    g = torch.Generator().manual_seed(1)
-    pairs = [(int(torch.randint(0, demo.n_layers, (1,), generator=g)), int(i))
-             for i in torch.randperm(demo.d_ff, generator=g)[:400]]
-    spec = ",".join(f"{l}.{i}" for l, i in pairs) + "=3"
-    return resolve([parse_intervention(spec)], demo)
+    return resolve([parse_intervention(random_constant_spec(demo, 400, 3.0, seed=1))], demo)
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.9])

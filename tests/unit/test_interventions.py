@@ -20,13 +20,6 @@ VALUE_SPECS = ("zero", "mean", "p5", "p10", "p25", "p50", "p75", "p90", "p95", "
 
 
 @pytest.fixture(scope="module")
-def demo():
-    from lsn_explorer.core.model import load_model
-
-    return load_model(device="cpu")
-
-
-@pytest.fixture(scope="module")
 def session(demo, tmp_path_factory):
     from lsn_explorer.core.corpora import corpus_file
 

@@ -12,21 +12,12 @@ from lsn_explorer.core.tasks import metrics
 from lsn_explorer.core.tasks.ppl import continuation_perplexity, line_perplexity
 from lsn_explorer.core.tasks.scoring import continuation_logliks, load_examples, pick, score_sample, score_text
 from lsn_explorer.errors import TaskFileError
-
-
-@pytest.fixture(scope="module")
-def demo():
-    from lsn_explorer.core.model import load_model
-
-    return load_model(device="cpu")
+from tests.intervention_reference import random_constant_spec
 
 
 @pytest.fixture(scope="module")
 def plan(demo):
-    g = torch.Generator().manual_seed(2)
-    pairs = [(int(torch.randint(0, demo.n_layers, (1,), generator=g)), int(i))
-             for i in torch.randperm(demo.d_ff, generator=g)[:400]]
-    return resolve([parse_intervention(",".join(f"{l}.{i}" for l, i in pairs) + "=3")], demo)
+    return resolve([parse_intervention(random_constant_spec(demo, 400, 3.0, seed=2))], demo)
 
 
 def test_option_loglikelihoods_match_unbatched_forward(demo):
