@@ -46,6 +46,8 @@ def cmd_model_info(args: argparse.Namespace) -> int:
           f"d_ff {info['d_ff']}, hidden {info['hidden_size']}, vocab {info['vocab_size']}")
     quant = f", {info['quantization']} 4-bit" if info["quantization"] else ""
     print(f"weights: {info['dtype']}{quant} on {info['device']}")
+    if info["head"] == "classifier":
+        print(f"head: sequence classifier, labels {', '.join(info['labels'])}")
     path = f"{arch.layers}[i].{arch.mlp}"
     gate = f"{path}.{arch.gate}.output" + ("[..., :d_ff]" if arch.fused_gate_up else "")
     print(f"site g (gate pre-activation): {gate}")
@@ -622,8 +624,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--lang", help="language code")
     score.add_argument("--sample", type=int, default=0, help="which sample (0-based)")
     score.add_argument("--file", help="score a text file's perplexity instead of a task sample")
-    score.add_argument("--data-dir", default=None, help="benchmark folder (default: the demo samples)")
-    score.add_argument("--split", default="test", help="XNLI split in a benchmark folder (test | validation)")
+    score.add_argument("--data-dir", default=None,
+                       help="benchmark folder (default: the demo samples), or hf:xnli to read XNLI from the "
+                            "Hugging Face hub (needs `pip install datasets`; any hf:DATASET with XNLI's fields)")
+    score.add_argument("--split", default="test",
+                       help="XNLI split: test | validation in a benchmark folder; train too with hf:")
     _add_intervene_arg(score)
     score.add_argument("--json", action="store_true", help="machine-readable output")
     score.set_defaults(func=cmd_score)
@@ -634,7 +639,23 @@ def build_parser() -> argparse.ArgumentParser:
     sess.add_argument("--out", help="export: output folder")
     sess.add_argument("--sessions-dir", default=None, help="session store (default $LSN_SESSIONS_DIR or ./sessions)")
     sess.set_defaults(func=cmd_session)
+
+    tui = sub.add_parser("tui", help="open the terminal workbench (also: lsn-explorer with no arguments)")
+    tui.add_argument("--model", default=None, help="Hugging Face id or local checkpoint folder (default: demo)")
+    tui.add_argument("--4bit", dest="four_bit", action="store_true", help="load in 4-bit NF4 (bitsandbytes)")
+    tui.add_argument("--session", default=None, help="open this session (default: pick one at start)")
+    tui.add_argument("--sessions-dir", default=None, help="session store (default $LSN_SESSIONS_DIR or ./sessions)")
+    tui.add_argument("--corpus", default=None, help="folder with <lang>.txt files (default: the demo corpus)")
+    tui.set_defaults(func=cmd_tui)
     return parser
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from lsn_explorer.tui.app import create_app
+
+    create_app(model=args.model, four_bit=args.four_bit, session=args.session, root=args.sessions_dir,
+               corpus_dir=args.corpus).run()
+    return 0
 
 
 def _add_session_args(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
@@ -651,7 +672,8 @@ def _add_intervene_arg(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # No arguments at all opens the app, the way a newcomer starts (`make run` does this too).
+    args = parser.parse_args(["tui"] if argv is None and len(sys.argv) == 1 else argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -23,7 +23,19 @@ FAMILY_CONFIGS = {
     "phi3": ("Phi3Config", "Phi3ForCausalLM", {"pad_token_id": 0}),
     "gpt2": ("GPT2Config", "GPT2LMHeadModel", {}),
 }
+# The same families with a sequence-classification head (transformers' own class names).
+CLASSIFIER_CLASSES = {
+    "llama": "LlamaForSequenceClassification",
+    "mistral": "MistralForSequenceClassification",
+    "qwen2": "Qwen2ForSequenceClassification",
+    "qwen3": "Qwen3ForSequenceClassification",
+    "gemma2": "Gemma2ForSequenceClassification",
+    "gemma3_text": "Gemma3TextForSequenceClassification",
+    "phi3": "Phi3ForSequenceClassification",
+    "gpt2": "GPT2ForSequenceClassification",
+}
 ALPHABET = "abcdefghijklmnopqrstuvwxyz .,"
+PAD_ID = len(ALPHABET) + 1  # "<eos>", which the tiny tokenizer also pads with
 
 
 def tiny_tokenizer():
@@ -39,22 +51,23 @@ def tiny_tokenizer():
     )
 
 
-def tiny_model(family: str, seed: int = 0):
+def tiny_model(family: str, seed: int = 0, *, model_class: str | None = None, **config_overrides):
+    """A tiny `family` model (its causal LM unless `model_class` names another head class);
+    `config_overrides` go into the config (num_labels, id2label, pad_token_id, ...)."""
     import transformers
 
     config_name, model_name, extra = FAMILY_CONFIGS[family]
     vocab = len(ALPHABET) + 2
     if family == "gpt2":
         config = transformers.GPT2Config(
-            vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_inner=48, n_positions=64
+            vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_inner=48, n_positions=64, **config_overrides
         )
     else:
-        config = getattr(transformers, config_name)(
-            vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, **extra,
-        )
+        kwargs = dict(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+        config = getattr(transformers, config_name)(**(kwargs | extra | config_overrides))
     torch.manual_seed(seed)
-    model = getattr(transformers, model_name)(config).eval()
+    model = getattr(transformers, model_class or model_name)(config).eval()
     # Random init leaves some families with all-zero norms or tiny weights; perturb every
     # parameter so each site carries distinct, non-trivial values.
     with torch.no_grad():

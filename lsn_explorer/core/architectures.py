@@ -1,8 +1,11 @@
 """The architecture table: where the MLP neurons of each supported model family live.
 
 One `Architecture` row per family. Adding a family is adding a row here, never a name check
-elsewhere. Paths are attribute paths relative to the `*ForCausalLM` module (the object
-`AutoModelForCausalLM` returns), so the same row serves plain PyTorch hooks and nnsight envoys.
+elsewhere. Paths are attribute paths relative to the loaded model: the `*ForCausalLM` module, or
+the family's `*ForSequenceClassification`, which keeps its decoder under the same attribute
+(`model` for Llama-like families, `transformer` for GPT-2; the head is `score` instead of
+`lm_head`). The same row serves plain PyTorch hooks and nnsight envoys; `check_paths` confirms a
+loaded model really has them.
 
 Sites (SCIENCE.md): g = gate pre-activation, s = activation output act_fn(g), a = input of the
 down projection (s·u for gated MLPs; equal to s for non-gated ones such as GPT-2).
@@ -34,7 +37,7 @@ class Architecture:
     Attributes:
         family: human name shown to users.
         model_types: `config.model_type` values that map to this row.
-        layers: path from the causal-LM module to the list of decoder blocks.
+        layers: path from the loaded model (causal LM or classifier) to the list of decoder blocks.
         mlp: attribute of a decoder block holding the MLP.
         gate: MLP submodule whose output is g (for fused models, its first d_ff columns).
         act: MLP submodule whose output is s.
@@ -147,3 +150,22 @@ def layer_modules(root: Any, arch: Architecture) -> Any:
 def mlp_module(root: Any, arch: Architecture, layer: int) -> Any:
     """The MLP of decoder block `layer`."""
     return getattr(layer_modules(root, arch)[layer], arch.mlp)
+
+
+def check_paths(model: Any, arch: Architecture) -> None:
+    """Raise `UnsupportedArchitecture` unless `model` has `arch`'s blocks and MLP submodules.
+
+    A head class may keep its backbone under another attribute than the causal LM does
+    (`LlamaForQuestionAnswering` uses `.transformer`); failing at load time names the problem,
+    where a failure inside a trace would not.
+    """
+    try:
+        mlp = mlp_module(model, arch, 0)
+        for name in (arch.gate, arch.act, arch.down):
+            getattr(mlp, name)
+    except (AttributeError, IndexError, TypeError) as exc:
+        raise UnsupportedArchitecture(
+            f"{type(model).__name__} does not keep its {arch.family} MLPs at "
+            f"{arch.layers}[i].{arch.mlp} ({exc})",
+            "load the causal LM or the *ForSequenceClassification checkpoint of the family",
+        ) from exc

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 def wrap(model: Any, tokenizer: Any) -> Any:
-    """Wrap a built transformers causal LM for tracing (the tokenizer is shared, not copied)."""
+    """Wrap a built transformers model (causal LM or sequence classifier) for tracing; the
+    tokenizer is shared, not copied."""
     return nnsight.TransformersModel(model, tokenizer=tokenizer)
 
 
@@ -89,10 +90,32 @@ def _write_plan(wrapped: Any, handle: ModelHandle, plan: EditPlan, phase: Phase,
 
 
 def forward_logits(handle: ModelHandle, inputs: dict[str, torch.Tensor], plan: EditPlan | None = None) -> torch.Tensor:
-    """Logits [batch, seq, vocab] of one forward pass, with `plan`'s prompt-phase writes applied.
+    """Next-token logits [batch, seq, vocab] of one forward pass, with `plan`'s prompt-phase writes
+    applied. Without a plan (or with an empty one) this is the plain transformers forward.
 
-    Without a plan (or with an empty one) this is the plain transformers forward.
+    Raises:
+        ModelLoadError: the model is a sequence classifier (it has no next-token logits).
     """
+    handle.require("lm", "token log-probabilities (perplexity, XQuAD/MKQA, verbalised XNLI)")
+    return _forward(handle, inputs, plan)
+
+
+def class_logits(handle: ModelHandle, inputs: dict[str, torch.Tensor], plan: EditPlan | None = None) -> torch.Tensor:
+    """Classification-head logits [batch, num_labels] of one forward pass, with `plan`'s
+    prompt-phase writes applied (the head order is `handle.label_names`).
+
+    The model pools one position per row (for decoder classifiers, the rightmost token that is
+    not `config.pad_token_id`); the writes themselves act on the MLPs at every position they cover.
+
+    Raises:
+        ModelLoadError: the model is a causal LM (it has no classification head).
+    """
+    handle.require("classifier", "classifying with a head")
+    return _forward(handle, inputs, plan)
+
+
+def _forward(handle: ModelHandle, inputs: dict[str, torch.Tensor], plan: EditPlan | None) -> torch.Tensor:
+    """The `.logits` of the model's output, whatever its head, with the plan's prompt-phase writes."""
     with torch.no_grad():
         if plan is None or plan.empty:
             return handle.model(**inputs).logits
@@ -119,6 +142,7 @@ def generate_rows(
     writes at every later step (one KV-cached position each). Returns token ids
     [rows × batch, prompt + new] in plan order.
     """
+    handle.require("lm", "generation")
     wrapped = handle.wrapped
     with warnings.catch_warnings(), torch.no_grad(), \
             wrapped.generate(max_new_tokens=max_new_tokens, **generate_kwargs) as tracer:

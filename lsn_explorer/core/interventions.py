@@ -31,17 +31,19 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
-import torch
-
 from lsn_explorer.core.languages import get_language
-from lsn_explorer.core.stats import PERCENTILES
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
+    import torch
+
     from lsn_explorer.core.model import ModelHandle
     from lsn_explorer.core.neurons import NeuronSet
     from lsn_explorer.session.store import Session
 
+# The percentile values of Mondal et al. (2025); `stats` collects exactly these. Kept here, with no
+# torch import in this module, so the TUI can build its switch rows before torch is loaded.
+PERCENTILES: tuple[int, ...] = (5, 10, 25, 50, 75, 90, 95)
 STAT_VALUES: tuple[str, ...] = ("mean",) + tuple(f"p{p}" for p in PERCENTILES)
 VALUES: tuple[str, ...] = ("zero",) + STAT_VALUES + ("const", "scale")
 POSITIONS: tuple[str, ...] = ("all", "prompt", "generated", "last")
@@ -227,6 +229,8 @@ def _covers(positions: str, phase: Phase) -> tuple[bool, bool]:
 
 def _compile(edits: list[Edit], phase: Phase) -> dict[int, list[LayerWrite]]:
     """Compose the edits of a phase into one LayerWrite per (layer, site), sites in forward order."""
+    import torch
+
     out: dict[int, list[LayerWrite]] = {}
     for layer in sorted({int(l) for e in edits for l in e.layer}):
         for site in SITES:
@@ -258,6 +262,8 @@ def apply_write(proxy: Any, write: LayerWrite, last_position: torch.Tensor | Non
 
     `last_position` [batch] gives each row's last real token (None: the final column).
     """
+    import torch
+
     index = write.index.to(proxy.device)
     if write.overwrite:
         proxy[..., index] = write.add.to(proxy.device, proxy.dtype)
@@ -286,6 +292,8 @@ def resolve(interventions: Sequence[Intervention], handle: ModelHandle, session:
 
 
 def _edit(iv: Intervention, handle: ModelHandle, session: Session | None) -> Edit:
+    import torch
+
     from lsn_explorer.core.neurons import validate_pairs
 
     if iv.site not in handle.arch.sites:
@@ -332,6 +340,8 @@ def _neuron_set(source: str, handle: ModelHandle, session: Session | None) -> Ne
 
 
 def _set_pairs(iv: Intervention, neuron_set: NeuronSet) -> torch.Tensor:
+    import torch
+
     langs = neuron_set.languages
     lang = iv.lang or (langs[0] if len(langs) == 1 else None)
     if lang is None:
@@ -348,6 +358,8 @@ def _set_pairs(iv: Intervention, neuron_set: NeuronSet) -> torch.Tensor:
 
 
 def _stat_values(iv: Intervention, handle: ModelHandle, session: Session | None) -> torch.Tensor:
+    import torch
+
     from lsn_explorer.core.stats_runs import StatsMissing, load_stats
 
     site, mode = ("g", "faithful") if iv.mode == "faithful" else (iv.site, "consistent")

@@ -4,6 +4,10 @@ The handle bundles the plain transformers model, its tokenizer, the architecture
 use, the nnsight wrapper (built in `backend`, the only module that imports nnsight). The demo model
 in `assets/demo-model` goes through exactly this path, like any real checkpoint.
 
+Two heads share that path: a causal LM (`*ForCausalLM`, the default) and a sequence classifier
+(`*ForSequenceClassification`, chosen when `config.architectures` names one, e.g. an XNLI
+fine-tune). Both keep the decoder blocks at the same attribute path, so neurons are addressed alike.
+
 Every way loading can fail because of user input becomes a `ModelLoadError` with a hint; this
 module is the one place that translates library exceptions for model sources.
 """
@@ -16,9 +20,9 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from lsn_explorer.core.architectures import Architecture, architecture_for, d_ff, n_layers
+from lsn_explorer.core.architectures import Architecture, architecture_for, check_paths, d_ff, n_layers
 from lsn_explorer.errors import LsnError, ModelLoadError
 
 DType = Literal["auto", "float32", "bfloat16", "float16"]
@@ -29,18 +33,35 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 DEMO_MODEL_DIR = ASSETS_DIR / "demo-model"
 
+Head = Literal["lm", "classifier"]
+
+
+class HeadKind(NamedTuple):
+    """How one head is loaded and named."""
+
+    auto_class: str  # the transformers auto class that builds it
+    suffix: str  # how the class names in config.architectures end
+    name: str  # in messages
+
+
+HEADS: dict[Head, HeadKind] = {
+    "lm": HeadKind("AutoModelForCausalLM", "ForCausalLM", "causal LM"),
+    "classifier": HeadKind("AutoModelForSequenceClassification", "ForSequenceClassification", "sequence classifier"),
+}
+
 
 @dataclass
 class ModelHandle:
-    """A loaded causal LM plus everything the engine needs to address its neurons.
+    """A loaded model plus everything the engine needs to address its neurons.
 
     Attributes:
-        model: the transformers `*ForCausalLM` module (eval mode, no grad needed).
+        model: the transformers `*ForCausalLM` or `*ForSequenceClassification` module (eval mode).
         tokenizer: its tokenizer.
         arch: the architecture-table row for the model family.
         source: what the user asked for (hub id or path), recorded as provenance.
         dtype: torch dtype name of the weights / compute ("float32", "bfloat16", ...).
         quantization: "nf4" for 4-bit bitsandbytes, None for full precision.
+        head: "lm" (next-token logits) or "classifier" (one logit per label, see `label_names`).
     """
 
     model: Any
@@ -49,6 +70,7 @@ class ModelHandle:
     source: str
     dtype: str
     quantization: str | None = None
+    head: Head = "lm"
     _wrapped: Any = field(default=None, repr=False)
 
     @property
@@ -62,6 +84,23 @@ class ModelHandle:
     @property
     def device(self) -> Any:
         return next(self.model.parameters()).device
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The classifier's labels in logit order (from `config.id2label`); empty for a causal LM."""
+        if self.head != "classifier":
+            return ()
+        id2label = {int(k): str(v) for k, v in self.model.config.id2label.items()}
+        return tuple(id2label.get(i, f"LABEL_{i}") for i in range(int(self.model.config.num_labels)))
+
+    def require(self, head: Head, purpose: str) -> None:
+        """Raise a `ModelLoadError` unless this model has `head` (`purpose` says what needs it)."""
+        if self.head == head:
+            return
+        raise ModelLoadError(
+            f"{purpose} needs a {HEADS[head].name}, and {self.source} is a {HEADS[self.head].name}",
+            f"pass --model with a *{HEADS[head].suffix} checkpoint",
+        )
 
     @property
     def wrapped(self) -> Any:
@@ -84,6 +123,8 @@ class ModelHandle:
             "vocab_size": int(self.model.config.vocab_size),
             "dtype": self.dtype,
             "quantization": self.quantization,
+            "head": self.head,
+            "labels": list(self.label_names),
             "sites": list(self.arch.sites),
             "device": str(self.device),
         }
@@ -96,7 +137,10 @@ def load_model(
     four_bit: bool = False,
     device: str = "auto",
 ) -> ModelHandle:
-    """Load a causal LM by hub id or local path (the bundled demo model when `source` is None).
+    """Load a model by hub id or local path (the bundled demo model when `source` is None).
+
+    A checkpoint whose `config.architectures` names a `*ForSequenceClassification` class loads with
+    its classification head (`handle.head == "classifier"`); anything else loads as a causal LM.
 
     Args:
         source: Hugging Face id (`meta-llama/Llama-3.1-8B`) or a local checkpoint folder.
@@ -107,14 +151,17 @@ def load_model(
     Raises:
         ModelLoadError: missing path, folder without a checkpoint, hub id unreachable offline,
             4-bit without bitsandbytes, or a checkpoint the libraries cannot read.
-        UnsupportedArchitecture: a model family without a row in the architecture table.
+        UnsupportedArchitecture: a model family without a row in the architecture table, or a
+            head class that keeps the decoder blocks somewhere else.
     """
     location, label = _locate(source)
     config = _load_config(location, label)
     arch = architecture_for(config)
+    head = head_for(config)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import transformers
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     if not sys.stderr.isatty():
@@ -128,13 +175,14 @@ def load_model(
         kwargs["quantization_config"] = _nf4_config(torch)
         kwargs["device_map"] = {"": device}
     try:
-        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+        model = getattr(transformers, HEADS[head].auto_class).from_pretrained(location, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(location)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(
             f"could not load {label}: {_first_line(exc)}",
             "check that the folder holds a complete Hugging Face checkpoint",
         ) from exc
+    check_paths(model, arch)
     if not four_bit:
         model.to(device)
     model.eval()
@@ -150,7 +198,16 @@ def load_model(
         source=label,
         dtype=str(torch_dtype).removeprefix("torch."),
         quantization="nf4" if four_bit else None,
+        head=head,
     )
+
+
+def head_for(config: Any) -> Head:
+    """The head a checkpoint was saved with: "classifier" when `config.architectures` names a
+    `*ForSequenceClassification` class, else "lm" (base checkpoints and causal LMs alike)."""
+    names = getattr(config, "architectures", None) or []
+    suffix = HEADS["classifier"].suffix
+    return "classifier" if any(str(name).endswith(suffix) for name in names) else "lm"
 
 
 def _locate(source: str | os.PathLike[str] | None) -> tuple[str, str]:
@@ -251,4 +308,4 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-__all__ = ["ModelHandle", "load_model", "DEMO_MODEL_DIR", "ASSETS_DIR", "LsnError"]
+__all__ = ["ModelHandle", "Head", "load_model", "head_for", "DEMO_MODEL_DIR", "ASSETS_DIR", "LsnError"]

@@ -34,9 +34,10 @@ from typing import Literal
 
 import torch
 
+from lsn_explorer.core.interventions import PERCENTILES
+
 Mode = Literal["consistent", "faithful"]
 MODES: tuple[str, ...] = ("consistent", "faithful")
-PERCENTILES: tuple[int, ...] = (5, 10, 25, 50, 75, 90, 95)
 STAT_NAMES: tuple[str, ...] = ("prob", "mean") + tuple(f"p{p}" for p in PERCENTILES) + ("act90",)
 FIXED_POINT = 2.0**20  # sum of values kept as int64 multiples of 2^-20 so merges are exact
 

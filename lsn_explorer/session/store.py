@@ -110,7 +110,9 @@ class Session:
             _check_version(db_path)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ARTIFACTS).mkdir(exist_ok=True)
-        connection = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+        # check_same_thread=False: the TUI writes records from its model worker thread while the UI
+        # thread reads; the sqlite3 module is built serialized (threadsafety 3), so sharing is safe.
+        connection = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA foreign_keys=ON")

@@ -1,11 +1,14 @@
 """Where task files live: the demo samples in `assets/tasks` and real benchmark folders.
 
 Both use the benchmarks' own formats and naming, so one loader reads either. Language codes go
-through the language table (our `zh` is XNLI `zh` and MKQA `zh_cn`).
+through the language table (our `zh` is XNLI `zh` and MKQA `zh_cn`). A data source written
+`hf:DATASET` (e.g. `hf:xnli`) is not a folder but a Hugging Face dataset; `hub_dataset` tells the
+two apart and `scoring.load_examples` sends it to the hub loader.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from lsn_explorer.core.languages import dataset_code
@@ -13,6 +16,7 @@ from lsn_explorer.errors import TaskFileError
 
 DEMO_TASKS_DIR = Path(__file__).resolve().parents[3] / "assets" / "tasks"
 TASKS: tuple[str, ...] = ("xnli", "xquad", "mkqa")
+HUB_PREFIX = "hf:"
 
 # task → (demo pattern under assets/tasks, real pattern under a benchmark data folder)
 _PATTERNS: dict[str, tuple[str, str]] = {
@@ -20,6 +24,23 @@ _PATTERNS: dict[str, tuple[str, str]] = {
     "xquad": ("xquad/xquad_demo.{code}.json", "xquad/xquad.{code}.json"),
     "mkqa": ("mkqa/mkqa_demo.jsonl", "mkqa/*.jsonl*"),
 }
+
+
+def hub_dataset(data_dir: str | Path | None) -> str | None:
+    """The dataset id of a `hf:DATASET` data source; None for a folder or the demo samples.
+
+    Raises:
+        TaskFileError: `hf:` without a dataset id.
+    """
+    if data_dir is None:
+        return None
+    text = os.fspath(data_dir)
+    if not text.startswith(HUB_PREFIX):
+        return None
+    dataset = text.removeprefix(HUB_PREFIX).strip()
+    if not dataset:
+        raise TaskFileError(f"{text!r} names no dataset", "write the hub id after hf:, e.g. hf:xnli")
+    return dataset
 
 
 def task_file(task: str, lang: str, data_dir: str | Path | None = None, split: str = "test") -> Path:

@@ -4,6 +4,9 @@
   the words in the example's language) are scored by the log-likelihood of everything after
   "premise, right?"; the prediction is the most likely option, and the three log-likelihoods
   softmaxed give label probabilities.
+- XNLI, classifier (a `*ForSequenceClassification` fine-tune): premise and hypothesis go through
+  the tokenizer as a sentence pair, and the head's softmax, mapped to entailment / neutral /
+  contradiction through `config.id2label`, gives the label probabilities.
 - XQuAD and MKQA: greedy generation after a short prompt, cut at the first line break, scored by
   SQuAD v1.1 EM/F1 (plus the token-id variant) or MKQA's token F1.
 - Any text: per-token log-probabilities and perplexity.
@@ -19,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from lsn_explorer.core.tasks import metrics
-from lsn_explorer.core.tasks.files import TASKS, task_file
-from lsn_explorer.errors import TaskFileError
+from lsn_explorer.core.tasks.files import TASKS, hub_dataset, task_file
+from lsn_explorer.errors import ModelLoadError, TaskFileError
 
 if TYPE_CHECKING:
     from lsn_explorer.core.interventions import EditPlan
@@ -74,11 +77,29 @@ class SampleScore:
 
 
 def load_examples(task: str, lang: str, data_dir: str | Path | None = None, split: str = "test") -> list[Any]:
-    """Every example of `task` in `lang` (demo samples when `data_dir` is None)."""
+    """Every example of `task` in `lang`.
+
+    Args:
+        task: xnli | xquad | mkqa.
+        lang: our language code.
+        data_dir: None for the demo samples, a benchmark folder, or `hf:DATASET` (XNLI only, e.g.
+            `hf:xnli`) to read the Hugging Face dataset with the optional `datasets` package.
+        split: XNLI split (test | validation; the hub also has train).
+
+    Raises:
+        TaskFileError: unknown task, missing or malformed file, or a hub source that cannot be read.
+        LanguageError: the benchmark does not cover the language.
+    """
     from lsn_explorer.core.tasks.mkqa import load_mkqa
-    from lsn_explorer.core.tasks.xnli import load_xnli
+    from lsn_explorer.core.tasks.xnli import load_xnli, load_xnli_hub
     from lsn_explorer.core.tasks.xquad import load_xquad
 
+    dataset = hub_dataset(data_dir)
+    if dataset is not None:
+        if task != "xnli":
+            raise TaskFileError(f"{task} cannot be read from the Hugging Face hub (--data-dir {data_dir})",
+                                "only XNLI has a hub loader; pass a benchmark folder for xquad and mkqa")
+        return load_xnli_hub(lang, split, dataset)
     path = task_file(task, lang, data_dir, split)
     if task == "xnli":
         return load_xnli(path)
@@ -142,6 +163,8 @@ def _score_xnli(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPla
                 sample: int) -> SampleScore:
     from lsn_explorer.core.tasks.xnli import LABELS
 
+    if handle.head == "classifier":
+        return _score_xnli_head(handle, lang, ex, plans, names, sample)
     right, *words = XNLI_WORDS.get(lang, XNLI_WORDS["en"])
     context = f"{ex.premise}, {right}?"
     options = [f" {word}, {ex.hypothesis}" for word in words]
@@ -155,6 +178,50 @@ def _score_xnli(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPla
         rows.append(RowScore(name, LABELS[predicted], predicted == ex.label, probs))
     shown = {"premise": ex.premise, "hypothesis": ex.hypothesis, "gold": LABELS[ex.label]}
     return SampleScore("xnli", lang, sample, ex.id, shown, rows)
+
+
+def _score_xnli_head(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPlan | None], names: list[str],
+                     sample: int) -> SampleScore:
+    """XNLI through a classification head: one forward per plan over the same sentence-pair tokens."""
+    import torch
+
+    from lsn_explorer.core.backend import class_logits
+    from lsn_explorer.core.tasks.xnli import LABELS
+
+    order = head_label_order(handle)
+    encoded = handle.tokenizer(ex.premise, ex.hypothesis, return_tensors="pt")
+    # One unpadded sequence per forward: a decoder classifier pools the rightmost token that is not
+    # config.pad_token_id, or the last position when that is unset (allowed for batch size 1 only),
+    # so a lone unpadded pair is pooled at its final token however the checkpoint was saved.
+    inputs = {key: encoded[key].to(handle.device) for key in ("input_ids", "attention_mask")}
+    rows = []
+    for name, plan in zip(names, plans):
+        head_probs = torch.softmax(class_logits(handle, inputs, plan)[0].float(), dim=-1)
+        probs = [float(head_probs[k]) for k in order]
+        predicted = max(range(3), key=probs.__getitem__)
+        rows.append(RowScore(name, LABELS[predicted], predicted == ex.label, probs))
+    shown = {"premise": ex.premise, "hypothesis": ex.hypothesis, "gold": LABELS[ex.label]}
+    return SampleScore("xnli", lang, sample, ex.id, shown, rows)
+
+
+def head_label_order(handle: ModelHandle) -> list[int]:
+    """For entailment, neutral, contradiction: the index of that label among the head's logits.
+
+    Names are matched case-insensitively (MNLI fine-tunes often say ENTAILMENT).
+
+    Raises:
+        ModelLoadError: the head does not have exactly those three labels.
+    """
+    from lsn_explorer.core.tasks.xnli import LABELS
+
+    names = [name.lower() for name in handle.label_names]
+    if sorted(names) != sorted(LABELS):
+        raise ModelLoadError(
+            f"the classification head of {handle.source} has labels {list(handle.label_names)}, "
+            f"not {', '.join(LABELS)}",
+            "XNLI needs a 3-way NLI head; set id2label in its config.json to those names",
+        )
+    return [names.index(label) for label in LABELS]
 
 
 def continuation_logliks(handle: ModelHandle, context: str, options: Sequence[str],

@@ -1,19 +1,28 @@
 """XNLI: natural language inference in 15 languages (Conneau et al. 2018).
 
-Format read here: the per-language TSV with header `id premise hypothesis label`, labels
-0 entailment, 1 neutral, 2 contradiction (the converted release in benchmark folders, and the demo
-samples in `assets/tasks/xnli`).
+Two sources, one `XnliExample` list:
+- the per-language TSV with header `id premise hypothesis label`, labels 0 entailment, 1 neutral,
+  2 contradiction (the converted release in benchmark folders, and the demo samples in
+  `assets/tasks/xnli`);
+- the Hugging Face `xnli` dataset (config = the XNLI language code; fields premise, hypothesis,
+  label), read with the optional `datasets` package, which is imported only when asked for.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from lsn_explorer.core.languages import dataset_code
 from lsn_explorer.errors import TaskFileError
 
 LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
 HEADER: tuple[str, ...] = ("id", "premise", "hypothesis", "label")
+HUB_DATASET = "xnli"  # the hub id of the release (a redirect to facebook/xnli)
+HUB_SPLITS: tuple[str, ...] = ("train", "validation", "test")
+_LOCAL_HINT = "or pass --data-dir with a folder of XNLI TSV files (xnli/xnli_test_<lang>.tsv)"
 
 
 @dataclass(frozen=True)
@@ -57,3 +66,80 @@ def load_xnli(path: str | Path) -> list[XnliExample]:
             )
         examples.append(XnliExample(ident, premise, hypothesis, int(label)))
     return examples
+
+
+def load_xnli_hub(lang: str, split: str = "test", dataset: str = HUB_DATASET) -> list[XnliExample]:
+    """Read one language and split of XNLI from the Hugging Face hub (or the local datasets cache).
+
+    Args:
+        lang: our language code (mapped to the XNLI config through the language table).
+        split: train | validation | test.
+        dataset: hub id of the dataset (`xnli`, `facebook/xnli`, or a copy with the same fields).
+
+    Returns:
+        The examples in dataset order; ids are `<split>-<row>` (the hub rows have no id).
+
+    Raises:
+        LanguageError: XNLI does not cover `lang`.
+        TaskFileError: `datasets` is not installed, an unknown split, the download failed (or the
+            hub is offline and the split is not cached), or a row lacks a field or a known label.
+    """
+    code = dataset_code("xnli", lang)
+    if split not in HUB_SPLITS:
+        raise TaskFileError(f"XNLI on the hub has no split {split!r}", f"use one of: {', '.join(HUB_SPLITS)}")
+    try:
+        import datasets
+    except ImportError as exc:
+        raise TaskFileError(
+            "reading XNLI from the Hugging Face hub needs the `datasets` package, which is not installed",
+            f"pip install datasets, {_LOCAL_HINT}",
+        ) from exc
+    try:
+        rows = datasets.load_dataset(dataset, code, split=split)
+    except (OSError, ValueError) as exc:
+        # Network failures, a missing dataset and offline mode all surface as OSError subclasses
+        # (ConnectionError, FileNotFoundError, HTTP errors); a bad config or split as ValueError.
+        offline = any(os.environ.get(var, "") not in ("", "0") for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if offline:
+            raise TaskFileError(
+                f"cannot load {dataset} ({code}, {split}) while offline: it is not in the local datasets cache",
+                f"unset HF_HUB_OFFLINE / HF_DATASETS_OFFLINE to download it once, {_LOCAL_HINT}",
+            ) from exc
+        raise TaskFileError(
+            f"cannot load {dataset} ({code}, {split}) from the Hugging Face hub: {detail}",
+            f"check the network and the dataset id (e.g. hf:xnli), {_LOCAL_HINT}",
+        ) from exc
+    to_ours = _label_map(rows, dataset)
+    examples = []
+    for i, row in enumerate(rows):
+        where = f"{dataset} {code} {split} row {i}"
+        try:
+            premise, hypothesis, label = row["premise"], row["hypothesis"], row["label"]
+        except (KeyError, TypeError) as exc:
+            raise TaskFileError(f"{where} has no {exc} field",
+                                "XNLI rows need premise, hypothesis and label fields") from exc
+        if label not in to_ours:
+            raise TaskFileError(f"{where}: label {label!r} is not one of {sorted(to_ours)}",
+                                "labels are 0 entailment, 1 neutral, 2 contradiction")
+        examples.append(XnliExample(f"{split}-{i}", str(premise), str(hypothesis), to_ours[label]))
+    if not examples:
+        raise TaskFileError(f"{dataset} {code} {split} has no rows", "choose another split or language")
+    return examples
+
+
+def _label_map(rows: Any, dataset: str) -> dict[int, int]:
+    """Dataset label id → index into LABELS.
+
+    The hub release stores labels as a ClassLabel whose names are ours in our order; a copy may
+    order them differently, so map by name when the names are there and by position otherwise.
+    """
+    features = getattr(rows, "features", None)
+    names = getattr(features.get("label"), "names", None) if hasattr(features, "get") else None
+    if not names:
+        return {i: i for i in range(len(LABELS))}
+    lowered = [str(name).lower() for name in names]
+    if sorted(lowered) != sorted(LABELS):
+        raise TaskFileError(f"{dataset} labels {list(names)} are not {', '.join(LABELS)}",
+                            "use a copy of XNLI with the original three labels")
+    return {i: LABELS.index(name) for i, name in enumerate(lowered)}

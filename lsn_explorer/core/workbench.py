@@ -1,0 +1,427 @@
+"""The workbench: one researcher's working state and the engine calls an interactive front end makes.
+
+State = a session, the loaded model, the languages under study, the intervention switch rows and
+the last prompt / task choices. It is saved into the session (record kind "workbench", the newest
+wins) on every change, so reopening the session restores it. Every action here calls the same
+`core` functions as the CLI and records its result in the session the same way.
+
+This module never imports Textual, and imports torch only inside calls that need the model, so a
+front end can import it and paint before torch loads. Calls that run the model take `progress`
+and `cancel` (a plain `threading.Event`) and are meant to run off the UI thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, available_languages, corpus_file
+from lsn_explorer.core.interventions import Intervention, parse_intervention
+from lsn_explorer.core.languages import get_language, language_table
+from lsn_explorer.errors import LsnError
+from lsn_explorer.session.store import Record, Session
+
+if TYPE_CHECKING:
+    import threading
+
+    from lsn_explorer.core.generate import Generation, TokenEvent
+    from lsn_explorer.core.interventions import EditPlan
+    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.tasks.scoring import SampleScore
+
+STATE_KIND = "workbench"
+METHOD_PARAMS: dict[str, dict[str, float | int]] = {
+    # Defaults of each identification method's editable parameters (core/identify.py, transfer.py).
+    "lape": {"top_rate": 0.01, "filter_rate": 0.95, "bar_ratio": 0.95},
+    "actprob90p": {"rate": 0.00125},
+    "type1": {"top_n": 1000},
+    "type2": {"top_n": 1000},
+    "random": {"seed": 0},
+}
+HISTORY_KINDS: tuple[str, ...] = ("generation", "score")
+
+
+@dataclass
+class SwitchRow:
+    """One intervention row of the switch panel: a spec and whether it is switched on."""
+
+    spec: str
+    enabled: bool = True
+
+
+@dataclass
+class WorkbenchState:
+    """Everything restored when a session is reopened (neuron sets and history are records)."""
+
+    languages: list[str] = field(default_factory=lambda: ["en", "zh"])
+    rows: list[SwitchRow] = field(default_factory=list)
+    prompt: str = ""
+    max_new_tokens: int = 32
+    temperature: float = 0.0
+    seed: int = 0
+    task: str = "xnli"
+    task_lang: str = "en"
+    sample: int = 0
+    data_dir: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "WorkbenchState":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["rows"] = [SwitchRow(**row) for row in known.get("rows", [])]
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class LanguageRow:
+    code: str
+    name: str
+    script: str
+    has_corpus: bool
+    stats_tokens: int | None  # tokens in the newest statistics, None when there are none
+
+
+@dataclass(frozen=True)
+class StatsProgress:
+    lang: str
+    done: int
+    total: int
+    tokens_per_s: float
+    eta_s: float | None
+
+
+@dataclass(frozen=True)
+class NeuronSetSummary:
+    """What the neurons panel shows for one stored set."""
+
+    name: str
+    record: int
+    method: str
+    params: dict[str, Any]
+    n_layers: int
+    counts: dict[str, int]
+    per_layer: dict[str, list[int]]  # lang → count per layer
+    overlap_langs: list[str]
+    overlap: list[list[float]]  # Jaccard, rows/cols = overlap_langs
+
+
+@dataclass(frozen=True)
+class NeuronProfile:
+    """One neuron's statistics in every language with statistics."""
+
+    layer: int
+    neuron: int
+    site: str
+    columns: list[str]  # prob, mean, p5 … p95
+    rows: dict[str, list[float]]  # lang → values in `columns` order
+    member_of: list[str]  # "set·lang" entries that contain this neuron
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    record: int
+    kind: str  # generation | score
+    created: str
+    title: str  # prompt or task/lang/sample
+    rows: list[str]  # one line per row: label and result
+    request: dict[str, Any]  # what re-running it needs: prompt + settings, or task/lang/sample
+
+
+class Workbench:
+    """A session plus (once loaded) a model. Construct with `Workbench.open`."""
+
+    def __init__(self, session: Session, *, corpus_dir: str | Path | None = None) -> None:
+        self.session = session
+        self.corpus_dir = Path(corpus_dir) if corpus_dir else DEMO_CORPUS_DIR
+        self.handle: ModelHandle | None = None
+        latest = session.latest(STATE_KIND)
+        self.state = WorkbenchState.from_json(latest.payload) if latest else WorkbenchState()
+
+    @classmethod
+    def open(cls, name: str, root: str | Path | None = None, *, corpus_dir: str | Path | None = None) -> "Workbench":
+        return cls(Session.open(name, root), corpus_dir=corpus_dir)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def save_state(self) -> None:
+        """Record the current state (the newest "workbench" record is what reopening restores)."""
+        latest = self.session.latest(STATE_KIND)
+        payload = asdict(self.state)
+        if latest is None or latest.payload != payload:
+            self.session.add(STATE_KIND, "state", payload, {})
+
+    # -- model ---------------------------------------------------------------------------------
+    def load_model(self, source: str | None = None, *, four_bit: bool = False,
+                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Load the model (the demo model when `source` is None); returns its description."""
+        say = progress or (lambda message: None)
+        say("importing torch and transformers")
+        from lsn_explorer.core.model import load_model
+
+        say(f"loading {source or 'the demo model'}")
+        handle = load_model(source, four_bit=four_bit)
+        say("wrapping with nnsight")
+        handle.wrapped  # build the nnsight wrapper now, not on the first generation
+        self.handle = handle
+        return handle.describe()
+
+    def require_model(self) -> ModelHandle:
+        if self.handle is None:
+            raise LsnError("no model is loaded yet", "wait for the model to load, or open one (command palette)")
+        return self.handle
+
+    # -- languages -----------------------------------------------------------------------------
+    def language_rows(self) -> list[LanguageRow]:
+        with_corpus = set(available_languages(self.corpus_dir))
+        tokens: dict[str, int] = {}
+        for record in self.session.records("stats"):
+            tokens[record.name] = int(record.payload.get("tokens", 0))
+        return [LanguageRow(lang.code, lang.name, lang.script, lang.code in with_corpus, tokens.get(lang.code))
+                for lang in language_table().values()]
+
+    def set_languages(self, langs: Sequence[str]) -> None:
+        self.state.languages = [get_language(code).code for code in langs]
+        self.save_state()
+
+    def compute_stats(self, langs: Sequence[str], *, max_tokens: int | None = None,
+                      progress: Callable[[StatsProgress], None] | None = None,
+                      cancel: threading.Event | None = None) -> list[dict[str, Any]]:
+        """Activation statistics for `langs` from the corpus folder (default: the demo corpus)."""
+        from lsn_explorer.core.stats_runs import StatsSettings, compute_stats
+
+        if not langs:
+            raise LsnError("no languages chosen", "tick at least one language in the list")
+        corpora = {lang: corpus_file(lang, self.corpus_dir) for lang in langs}
+        rate = _Rate()
+
+        def report(lang: str, done: int, total: int) -> None:
+            if progress is not None:
+                progress(rate.update(lang, done, total))
+
+        return compute_stats(self.session, self.require_model(), corpora, StatsSettings(max_tokens=max_tokens),
+                             progress=report, cancel=cancel)
+
+    # -- neurons -------------------------------------------------------------------------------
+    def identify(self, method: str, params: dict[str, Any], *, name: str | None = None,
+                 reference: str | None = None, progress: Callable[[str, int, int], None] | None = None,
+                 ) -> NeuronSetSummary:
+        """Run an identification method over the chosen languages and store the set."""
+        from lsn_explorer.core.identification import identify, stats_languages
+
+        langs = self.state.languages
+        if method in ("lape", "actprob90p"):
+            have = set(stats_languages(self.session))
+            missing = [lang for lang in langs if lang not in have]
+            if missing:
+                raise LsnError(f"no activation statistics for {', '.join(missing)}",
+                               "compute statistics in the Languages panel first")
+        _, record = identify(self.session, method, langs=langs, params=params, handle=self.handle,
+                             corpus_dir=self.corpus_dir, reference=reference, name=name or method,
+                             progress=progress)
+        return self.neuron_summary(name or method)
+
+    def neuron_set_names(self) -> list[str]:
+        """Stored neuron set names, newest first (a name's newest record is the set it means)."""
+        return list(dict.fromkeys(r.name for r in reversed(self.session.records("neuron_set"))))
+
+    def neuron_summary(self, name: str) -> NeuronSetSummary:
+        from lsn_explorer.core.analysis import jaccard_matrix, language_sets
+        from lsn_explorer.core.identification import load_neuron_set
+
+        neuron_set = load_neuron_set(self.session, name)
+        record = self.session.latest("neuron_set", name)
+        langs, matrix = jaccard_matrix(language_sets(neuron_set))
+        return NeuronSetSummary(name, record.id if record else 0, neuron_set.method,
+                                {k: v for k, v in neuron_set.params.items() if not isinstance(v, (dict, list))},
+                                neuron_set.n_layers, neuron_set.counts(),
+                                {lang: neuron_set.per_layer(lang) for lang in neuron_set.languages}, langs, matrix)
+
+    def neuron_profile(self, text: str) -> NeuronProfile:
+        """Statistics of the neuron `LAYER.INDEX` in every language with statistics."""
+        from lsn_explorer.core.identification import load_neuron_set, stats_languages
+        from lsn_explorer.core.stats_runs import load_stats
+
+        layer, neuron = _parse_neuron(text)
+        handle = self.require_model()
+        if not (0 <= layer < handle.n_layers and 0 <= neuron < handle.d_ff):
+            raise LsnError(f"neuron {layer}.{neuron} is out of range",
+                           f"layers 0–{handle.n_layers - 1}, neurons 0–{handle.d_ff - 1}")
+        langs = stats_languages(self.session)
+        if not langs:
+            raise LsnError("the session has no activation statistics", "compute statistics in the Languages panel")
+        columns = ["prob", "mean", "p5", "p10", "p25", "p50", "p75", "p90", "p95"]
+        rows, site = {}, "s"
+        for lang in langs:
+            stats = load_stats(self.session, lang)
+            site = stats.site
+            rows[lang] = [float(stats.values[c][layer, neuron]) for c in columns]
+        member_of = []
+        for name in self.neuron_set_names():
+            neuron_set = load_neuron_set(self.session, name)
+            member_of += [f"{name}·{lang}" for lang in neuron_set.languages
+                          if (layer, neuron) in neuron_set.as_set(lang)]
+        return NeuronProfile(layer, neuron, site, columns, rows, member_of)
+
+    # -- interventions -------------------------------------------------------------------------
+    def set_rows(self, rows: Sequence[SwitchRow]) -> None:
+        """Replace the switch rows (each spec must parse) and save the state."""
+        for row in rows:
+            parse_intervention(row.spec)
+        self.state.rows = list(rows)
+        self.save_state()
+
+    def check_spec(self, spec: str) -> Intervention:
+        """Parse a spec and, once a model is loaded, resolve it so bad sources show up now."""
+        from lsn_explorer.core.interventions import resolve
+
+        intervention = parse_intervention(spec)
+        if self.handle is not None:
+            resolve([intervention], self.handle, self.session)
+        return intervention
+
+    def active(self) -> list[Intervention]:
+        return [parse_intervention(row.spec) for row in self.state.rows if row.enabled]
+
+    def plan(self) -> EditPlan | None:
+        """The switched-on rows resolved for the loaded model (None when none is on)."""
+        from lsn_explorer.core.interventions import resolve
+
+        active = self.active()
+        return resolve(active, self.require_model(), self.session) if active else None
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None, temperature: float | None = None,
+                 seed: int | None = None, on_token: Callable[[TokenEvent], None] | None = None,
+                 cancel: threading.Event | None = None) -> Generation:
+        """Baseline and (when a switch is on) intervened continuations in one batched run,
+        recorded in the session history."""
+        from lsn_explorer.core.generate import generate, record_generation
+
+        state = self.state
+        state.prompt = prompt
+        if max_new_tokens is not None:
+            state.max_new_tokens = max_new_tokens
+        if temperature is not None:
+            state.temperature = temperature
+        if seed is not None:
+            state.seed = seed
+        self.save_state()
+        handle = self.require_model()
+        plan = self.plan()
+        rows = [None, plan] if plan is not None else [None]
+        generation = generate(handle, prompt, rows, max_new_tokens=state.max_new_tokens,
+                              temperature=state.temperature, seed=state.seed, on_token=on_token, cancel=cancel)
+        record_generation(self.session, handle, generation)
+        return generation
+
+    # -- scoring -------------------------------------------------------------------------------
+    def choose_sample(self, task: str, lang: str, sample: int, data_dir: str = "") -> dict[str, Any]:
+        """Load one task sample and remember the choice; returns what the sample shows."""
+        from lsn_explorer.core.tasks.scoring import load_examples, pick
+
+        example = pick(load_examples(task, lang, data_dir or None), sample, task, lang)
+        self.state.task, self.state.task_lang, self.state.sample, self.state.data_dir = task, lang, sample, data_dir
+        self.save_state()
+        return _shown(task, example)
+
+    def score(self) -> SampleScore:
+        """Score the chosen sample with and without the switched-on interventions; recorded."""
+        from lsn_explorer.core.tasks.scoring import load_examples, pick, record_score, score_sample
+
+        state = self.state
+        handle = self.require_model()
+        example = pick(load_examples(state.task, state.task_lang, state.data_dir or None), state.sample,
+                       state.task, state.task_lang)
+        plan = self.plan()
+        plans = [None, plan] if plan is not None else [None]
+        result = score_sample(handle, state.task, state.task_lang, example, plans, sample=state.sample)
+        record_score(self.session, handle, result, [iv.spec for iv in plan.interventions] if plan else [])
+        return result
+
+    # -- history -------------------------------------------------------------------------------
+    def history(self) -> list[HistoryEntry]:
+        """Generations and scores of the session, newest first."""
+        records = [r for r in self.session.records() if r.kind in HISTORY_KINDS]
+        return [_history_entry(r) for r in reversed(records)]
+
+
+class _Rate:
+    """Tokens per second and time left of the language being collected."""
+
+    def __init__(self) -> None:
+        self.lang, self.start = "", 0.0
+
+    def update(self, lang: str, done: int, total: int) -> StatsProgress:
+        now = time.monotonic()
+        if lang != self.lang:
+            self.lang, self.start = lang, now
+        elapsed = now - self.start
+        speed = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / speed if speed > 0 else None
+        return StatsProgress(lang, done, total, speed, eta)
+
+
+def _parse_neuron(text: str) -> tuple[int, int]:
+    layer, dot, neuron = text.strip().partition(".")
+    if not dot or not layer.isdigit() or not neuron.isdigit():
+        raise LsnError(f"{text.strip() or 'nothing'} is not a neuron", "type LAYER.INDEX, e.g. 3.17")
+    return int(layer), int(neuron)
+
+
+def _shown(task: str, example: Any) -> dict[str, Any]:
+    if task == "xnli":
+        from lsn_explorer.core.tasks.xnli import LABELS
+
+        return {"premise": example.premise, "hypothesis": example.hypothesis, "gold": LABELS[example.label]}
+    if task == "xquad":
+        return {"context": example.context, "question": example.question,
+                "answers": [a.text for a in example.answers]}
+    return {"question": example.query,
+            "answers": [text for a in example.answers for text in ((a.text,) if a.text else ()) + tuple(a.aliases)]}
+
+
+def _history_entry(record: Record) -> HistoryEntry:
+    payload = record.payload
+    if record.kind == "generation":
+        title = payload["prompt"].replace("\n", " ")
+        rows = [f"{row['label']}: {row['text']}".replace("\n", " ") for row in payload["rows"]]
+        request = {k: payload[k] for k in ("prompt", "max_new_tokens", "temperature", "seed")}
+    else:
+        title = f"{payload['task']} {payload['lang']} #{payload['sample']}"
+        rows = [f"{row['label']}: {_score_line(row)}" for row in payload["rows"]]
+        request = {k: payload[k] for k in ("task", "lang", "sample")}
+    return HistoryEntry(record.id, record.kind, record.created, title, rows, request)
+
+
+def _score_line(row: dict[str, Any]) -> str:
+    if row.get("probabilities"):
+        probs = " ".join(f"{p:.2f}" for p in row["probabilities"])
+        return f"{row['prediction']} ({'right' if row['correct'] else 'wrong'}; p = {probs})"
+    if row.get("f1") is not None:
+        return f"{row['prediction']!r} EM {row['exact_match']:.0f} F1 {row['f1']:.2f}"
+    return f"PPL {row['perplexity']:.1f}"
+
+
+
+def parse_params(method: str, text: str) -> dict[str, Any]:
+    """`key=value key=value` → parameters of `method`, numbers typed like the defaults."""
+    defaults = METHOD_PARAMS.get(method)
+    if defaults is None:
+        raise LsnError(f"unknown method {method!r}", f"methods: {', '.join(METHOD_PARAMS)}")
+    params: dict[str, Any] = {}
+    for item in text.replace(",", " ").split():
+        key, eq, value = item.partition("=")
+        if not eq or key not in defaults:
+            raise LsnError(f"bad parameter {item!r} for {method}",
+                           f"write key=value with keys {', '.join(defaults)}")
+        try:
+            params[key] = type(defaults[key])(value)
+        except ValueError:
+            raise LsnError(f"{key}={value!r} is not a number", f"e.g. {key}={defaults[key]}") from None
+    return params
+
+
+def format_params(method: str) -> str:
+    return " ".join(f"{k}={v}" for k, v in METHOD_PARAMS[method].items())

@@ -1,0 +1,285 @@
+"""The app shell: tabs for the six flows, the status line, the model lane and the command palette.
+
+`create_app` builds the app (tests start it on the demo model with a temporary session root).
+All model work runs through `run_model_task`: one lane, one thread worker at a time, a plain
+`threading.Event` handed down to `core` for cancelling. Workers reach the UI only through
+`call_from_thread` and `post_message`.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+
+from lsn_explorer.core.workbench import Workbench
+from lsn_explorer.errors import LsnError
+from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.messages import LaneFreed, ModelLoaded, ModelProgressed, SessionChanged
+from lsn_explorer.tui.panels.generate import GeneratePanel
+from lsn_explorer.tui.panels.history import HistoryPanel
+from lsn_explorer.tui.panels.interventions import InterventionsPanel
+from lsn_explorer.tui.panels.languages import LanguagesPanel
+from lsn_explorer.tui.panels.neurons import NeuronsPanel
+from lsn_explorer.tui.panels.score import ScorePanel
+from lsn_explorer.tui.screens.help import HelpScreen
+from lsn_explorer.tui.screens.model import ModelScreen
+from lsn_explorer.tui.screens.sessions import SessionScreen
+
+TABS: tuple[tuple[str, str, str], ...] = (
+    # (id, title, key)
+    ("languages", "Languages", "f2"),
+    ("neurons", "Neurons", "f3"),
+    ("interventions", "Interventions", "f4"),
+    ("generate", "Generate", "f5"),
+    ("score", "Score", "f6"),
+    ("history", "History", "f7"),
+)
+
+
+class LsnApp(App[None]):
+    """lsn-explorer's terminal workbench."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "lsn-explorer"
+    AUTO_FOCUS = None  # focus goes where each panel puts it, not to the first widget found
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        *[Binding(key, f"show_tab('{tab}')", title, show=False) for tab, title, key in TABS],
+        Binding("ctrl+g", "generate", "Generate", priority=True),
+        Binding("ctrl+r", "score", "Score", priority=True),
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, *, model: str | None = None, four_bit: bool = False, session: str | None = None,
+                 root: str | Path | None = None, corpus_dir: str | Path | None = None, autoload: bool = True,
+                 handle: Any = None) -> None:
+        """`model`/`four_bit`: what the model worker loads (None: the demo model); `session`: open it
+        directly (None: the picker); `root`: the session store; `corpus_dir`: per-language text files;
+        `autoload`: load the model once a session is open; `handle`: an already loaded ModelHandle
+        to use instead (tests, or a Python session that has one)."""
+        super().__init__()
+        self.preloaded = handle
+        self.model_source, self.four_bit = model, four_bit
+        self.session_name, self.root, self.corpus_dir = session, root, corpus_dir
+        self.autoload = autoload
+        self.workbench: Workbench | None = None
+        self.model_label = "no model"
+        self.lane: str | None = None
+        self._cancel = threading.Event()
+
+    # -- layout --------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="≡")
+        with TabbedContent(initial="languages"):
+            with TabPane("Languages", id="languages"):
+                yield LanguagesPanel()
+            with TabPane("Neurons", id="neurons"):
+                yield NeuronsPanel()
+            with TabPane("Interventions", id="interventions"):
+                yield InterventionsPanel()
+            with TabPane("Generate", id="generate"):
+                yield GeneratePanel()
+            with TabPane("Score", id="score"):
+                yield ScorePanel()
+            with TabPane("History", id="history"):
+                yield HistoryPanel()
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_status()
+        if self.session_name:
+            self.open_session(self.session_name)
+        else:
+            self.push_screen(SessionScreen(self.root), callback=self.open_session)
+
+    # -- sessions and the model ----------------------------------------------------------------
+    def open_session(self, name: str | None) -> None:
+        """Open (or create) a session and restore every panel from it; the model stays loaded."""
+        if not name:
+            if self.workbench is None:
+                self.exit()
+            return
+        try:
+            workbench = Workbench.open(name, self.root, corpus_dir=self.corpus_dir)
+        except LsnError as exc:
+            self.show_error(exc)
+            self.push_screen(SessionScreen(self.root), callback=self.open_session)
+            return
+        if self.workbench is not None:
+            workbench.handle = self.workbench.handle
+            self.workbench.close()
+        self.workbench = workbench
+        self.sub_title = f"session {workbench.session.name}"
+        for panel in self._panels():
+            panel.restore(workbench)
+        self._show_status()
+        if workbench.handle is None and self.preloaded is not None:
+            workbench.handle = self.preloaded
+            self.post_message(ModelLoaded(self.preloaded.describe()))
+        elif workbench.handle is None and self.autoload:
+            self.load_model(self.model_source, self.four_bit)
+
+    def load_model(self, source: str | None, four_bit: bool = False) -> None:
+        workbench = self.workbench
+        if workbench is None:
+            return
+
+        def call(cancel: threading.Event) -> dict[str, Any]:
+            return workbench.load_model(source, four_bit=four_bit,
+                                        progress=lambda text: self.post_message(ModelProgressed(text)))
+
+        self.run_model_task("loading model", call, lambda description: self.post_message(ModelLoaded(description)))
+
+    def on_model_progressed(self, message: ModelProgressed) -> None:
+        self._show_status(message.text)
+
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        d = message.description
+        source = str(d["source"])
+        name = Path(source).name if Path(source).exists() else source
+        quant = " nf4" if d.get("quantization") else ""
+        self.model_label = f"{name} ({d['family']}, {d['n_layers']} layers × {d['d_ff']} neurons, {d['dtype']}{quant})"
+        self._show_status()
+        for panel in self._panels():
+            panel.model_ready()
+
+    # -- the model lane ------------------------------------------------------------------------
+    def run_model_task(self, label: str, call: Callable[[threading.Event], Any],
+                       done: Callable[[Any], None] | None = None) -> bool:
+        """Run `call(cancel)` in the model worker; `done(result)` then runs on the UI thread.
+
+        Refused with a notification while another model task runs (one model lane)."""
+        if self.workbench is None:
+            self.notify("open a session first", severity="warning", markup=False)
+            return False
+        if self.lane is not None:
+            self.notify(f"{self.lane} is running: wait, or press Esc to cancel it", severity="warning", markup=False)
+            return False
+        self.lane = label
+        self._cancel = threading.Event()
+        self._show_status()
+        self._lane_worker(label, call, done, self._cancel)
+        return True
+
+    @work(thread=True, group="model", exit_on_error=False)
+    def _lane_worker(self, label: str, call: Callable[[threading.Event], Any], done: Callable[[Any], None] | None,
+                     cancel: threading.Event) -> None:
+        try:
+            result = call(cancel)
+            if done is not None:
+                self.call_from_thread(done, result)
+        except LsnError as exc:
+            self.call_from_thread(self.show_error, exc)
+        except Exception as exc:  # an engine bug: keep the app alive, keep the traceback in the session
+            if self.workbench is not None:
+                self.workbench.session.log(f"{label} failed:\n{traceback.format_exc()}", level="error")
+            self.call_from_thread(self.notify, f"{label} failed unexpectedly: {exc} (traceback in the session's events)",
+                                  severity="error", markup=False)
+        finally:
+            self.post_message(LaneFreed(label, cancel.is_set()))
+
+    def on_lane_freed(self, message: LaneFreed) -> None:
+        self.lane = None
+        self._show_status()
+        if message.cancelled:
+            self.notify(f"{message.label}: cancelled", markup=False)
+        for panel in self._panels():
+            panel.lane_freed()
+
+    def on_session_changed(self, message: SessionChanged) -> None:
+        for panel in self._panels():
+            panel.records_changed()
+
+    def show_error(self, exc: LsnError) -> None:
+        text = exc.message + (f"\n{exc.hint}" if exc.hint else "")
+        self.notify(text, title="error", severity="error", timeout=8, markup=False)
+
+    def _show_status(self, loading: str | None = None) -> None:
+        session = self.workbench.session.name if self.workbench else "no session"
+        model = f"{self.model_label} · {loading}…" if loading else self.model_label
+        lane = f"{self.lane}… (Esc cancels)" if self.lane else "idle"
+        self.query_one("#status", Static).update(f" session {session} │ {model} │ {lane}")
+
+    def _panels(self) -> list[Panel]:
+        return list(self.screen_stack[0].query(Panel))
+
+    # -- actions -------------------------------------------------------------------------------
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        self.query_one(f"#{tab}").query_one(Panel).focus_default()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_cancel(self) -> None:
+        if self.lane is not None:
+            self._cancel.set()
+
+    def action_generate(self) -> None:
+        self.query_one(TabbedContent).active = "generate"
+        self.query_one(GeneratePanel).start()
+
+    def action_score(self) -> None:
+        self.query_one(TabbedContent).active = "score"
+        self.query_one(ScorePanel).score()
+
+    def action_compute_stats(self) -> None:
+        self.query_one(TabbedContent).active = "languages"
+        self.query_one(LanguagesPanel).compute()
+
+    def action_identify(self) -> None:
+        self.query_one(TabbedContent).active = "neurons"
+        self.query_one(NeuronsPanel).run_method()
+
+    def action_add_row(self) -> None:
+        self.query_one(TabbedContent).active = "interventions"
+        self.query_one(InterventionsPanel).add_row()
+
+    def action_rerun(self) -> None:
+        self.query_one(TabbedContent).active = "history"
+        self.query_one(HistoryPanel).rerun()
+
+    def action_open_session(self) -> None:
+        self.push_screen(SessionScreen(self.root), callback=self.open_session)
+
+    def action_open_model(self) -> None:
+        def chosen(choice: tuple[str, bool] | None) -> None:
+            if choice is not None:
+                self.load_model(choice[0] or None, choice[1])
+
+        self.push_screen(ModelScreen(), callback=chosen)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        commands = [
+            ("Compute statistics", "activation statistics for the ticked languages", self.action_compute_stats),
+            ("Identify neurons", "run the chosen method (LAPE, Act Prob 90p, Type-1, Type-2, random)",
+             self.action_identify),
+            ("Add intervention row", "a new switch row in Interventions", self.action_add_row),
+            ("Generate", "baseline and intervened continuations side by side", self.action_generate),
+            ("Score sample", "the chosen task sample with and without the interventions", self.action_score),
+            ("Re-run history entry", "the selected History entry with the current interventions", self.action_rerun),
+            ("Cancel", "stop the running model task", self.action_cancel),
+            ("Open session", "switch to another session or start a new one", self.action_open_session),
+            ("Open model", "load another model (Hugging Face id or folder, optional 4-bit)", self.action_open_model),
+            ("Help", "what LAPE, Act Prob 90p, Type-1/Type-2 and the values mean", self.action_help),
+        ]
+        commands += [(f"Show {title}", f"the {title} tab ({key.upper()})", lambda tab=tab: self.action_show_tab(tab))
+                     for tab, title, key in TABS]
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+
+
+def create_app(**kwargs: Any) -> LsnApp:
+    """The app, configured like `lsn-explorer tui` (see LsnApp.__init__ for the arguments)."""
+    return LsnApp(**kwargs)

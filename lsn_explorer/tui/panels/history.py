@@ -1,0 +1,77 @@
+"""History: the session's generations and scores, newest first; re-run one with the current
+interventions (it goes to the Generate or Score tab and is recorded as a new entry)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Label, Static, TabbedContent
+
+from lsn_explorer.core.workbench import HistoryEntry, Workbench
+from lsn_explorer.tui.panels.base import Panel
+
+
+class HistoryPanel(Panel):
+    BINDINGS = [Binding("r", "rerun", "Re-run with current interventions")]
+    DEFAULT_FOCUS = "#history-table"
+
+    def compose(self) -> ComposeResult:
+        yield Label("Generations and scores of this session (Enter shows one, R re-runs it)", classes="title")
+        yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="history-detail-box"):
+            yield Static("", id="history-detail", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#history-table", DataTable).add_columns("record", "kind", "what", "rows")
+        self.entries: dict[str, HistoryEntry] = {}
+
+    def restore(self, workbench: Workbench) -> None:
+        self.records_changed()
+
+    def records_changed(self) -> None:
+        table = self.query_one("#history-table", DataTable)
+        table.clear()
+        self.entries = {}
+        for entry in self.workbench.history():
+            key = str(entry.record)
+            self.entries[key] = entry
+            table.add_row(key, entry.kind, entry.title[:40], str(len(entry.rows)), key=key)
+        self._detail()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._detail()
+
+    def _selected(self) -> HistoryEntry | None:
+        table = self.query_one("#history-table", DataTable)
+        if not self.entries or table.cursor_row < 0 or table.cursor_row >= table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.entries.get(str(key))
+
+    def _detail(self) -> None:
+        entry = self._selected()
+        text = "" if entry is None else "\n".join([f"#{entry.record} {entry.kind}: {entry.title}", *entry.rows])
+        self.query_one("#history-detail", Static).update(text or "No generations or scores yet.")
+
+    def action_rerun(self) -> None:
+        self.rerun()
+
+    def rerun(self) -> None:
+        from lsn_explorer.tui.panels.generate import GeneratePanel
+        from lsn_explorer.tui.panels.score import ScorePanel
+
+        entry = self._selected()
+        if entry is None:
+            self.notify("no history entry selected", severity="warning", markup=False)
+            return
+        p = entry.request
+        tabs = self.screen.query_one(TabbedContent)
+        if entry.kind == "generation":
+            tabs.active = "generate"
+            settings = {"max_new_tokens": p["max_new_tokens"], "temperature": p["temperature"], "seed": p["seed"]}
+            self.screen.query_one(GeneratePanel).start(p["prompt"], settings)
+        else:
+            tabs.active = "score"
+            self.screen.query_one(ScorePanel).score((p["task"], p["lang"], p["sample"],
+                                                     self.workbench.state.data_dir))

@@ -1,0 +1,159 @@
+"""Neurons: run an identification method, see counts, per-layer bars, overlap, and one neuron."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
+
+from lsn_explorer.core.workbench import (METHOD_PARAMS, NeuronProfile, NeuronSetSummary, Workbench,
+                                         format_params, parse_params)
+from lsn_explorer.errors import LsnError
+from lsn_explorer.tui.messages import SessionChanged
+from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.widgets.charts import heat_cell, layer_chart
+
+METHOD_TITLES = {"lape": "LAPE", "actprob90p": "Act Prob 90p", "type1": "Type-1", "type2": "Type-2",
+                 "random": "random baseline"}
+
+
+class NeuronsPanel(Panel):
+    BINDINGS = [Binding("ctrl+t", "run_method", "Run method")]
+    DEFAULT_FOCUS = "#method"
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            with Vertical(id="neurons-left"):
+                yield Label("Identify neurons over the ticked languages", classes="title")
+                with Horizontal(classes="form"):
+                    yield Label("method", classes="field")
+                    yield Select([(t, m) for m, t in METHOD_TITLES.items()], value="lape", allow_blank=False,
+                                 id="method", compact=True)
+                with Horizontal(classes="form"):
+                    yield Label("parameters", classes="field")
+                    yield Input(format_params("lape"), id="method-params", compact=True)
+                with Horizontal(classes="form"):
+                    yield Label("save as", classes="field")
+                    yield Input(placeholder="the method's name", id="method-name", compact=True)
+                with Horizontal(classes="form"):
+                    yield Label("reference", classes="field")
+                    yield Select([], prompt="(random: the set to match)", id="method-reference", compact=True)
+                yield Button("Run method (Ctrl+T)", id="method-run", variant="primary")
+                with Horizontal(classes="form"):
+                    yield Label("show set", classes="field")
+                    yield Select([], prompt="(no sets yet)", id="set-choice", compact=True)
+                yield DataTable(id="set-counts", cursor_type="none", zebra_stripes=True)
+                yield Label("Inspect a neuron (LAYER.INDEX, Enter)", classes="title")
+                yield Input(placeholder="e.g. 3.17", id="inspect", compact=True)
+                yield Static("", id="inspect-sets")
+            with Vertical(id="neurons-right"):
+                yield Label("Neurons per layer", classes="title")
+                yield Static("", id="layer-chart")
+                yield Label("Overlap between languages (Jaccard)", classes="title")
+                yield DataTable(id="overlap", cursor_type="none")
+                yield DataTable(id="inspect-table", cursor_type="none", zebra_stripes=True)
+
+    # -- restoring and refreshing --------------------------------------------------------------
+    def restore(self, workbench: Workbench) -> None:
+        self.records_changed()
+
+    def records_changed(self) -> None:
+        names = self.workbench.neuron_set_names()
+        choice = self.query_one("#set-choice", Select)
+        current = choice.value if choice.value in names else (names[0] if names else None)
+        choice.set_options([(n, n) for n in names])
+        self.query_one("#method-reference", Select).set_options([(n, n) for n in names])
+        if current is not None:
+            choice.value = current
+            self._show(current)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "method" and isinstance(event.value, str):
+            self.query_one("#method-params", Input).value = format_params(event.value)
+        elif event.select.id == "set-choice" and isinstance(event.value, str):
+            self._show(event.value)
+
+    def _show(self, name: str) -> None:
+        try:
+            summary = self.workbench.neuron_summary(name)
+        except LsnError as exc:
+            self.lsn.show_error(exc)
+            return
+        self._render_summary(summary)
+
+    def _render_summary(self, s: NeuronSetSummary) -> None:
+        counts = self.query_one("#set-counts", DataTable)
+        counts.clear(columns=True)
+        counts.add_columns("language", "neurons", *[f"L{layer}" for layer in range(s.n_layers)])
+        for lang, n in s.counts.items():
+            counts.add_row(lang, f"{n:,}", *[str(c) for c in s.per_layer[lang]])
+        params = " ".join(f"{k}={v}" for k, v in s.params.items())
+        chart = layer_chart(s.per_layer, s.n_layers)
+        chart.title = f"{s.name} ({METHOD_TITLES.get(s.method, s.method)}; {params})"
+        self.query_one("#layer-chart", Static).update(chart)
+        overlap = self.query_one("#overlap", DataTable)
+        overlap.clear(columns=True)
+        overlap.add_columns("", *s.overlap_langs)
+        for lang, row in zip(s.overlap_langs, s.overlap):
+            overlap.add_row(lang, *[heat_cell(v) for v in row])
+
+    # -- running a method ----------------------------------------------------------------------
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "method-run":
+            self.run_method()
+
+    def action_run_method(self) -> None:
+        self.run_method()
+
+    def run_method(self) -> None:
+        method = str(self.query_one("#method", Select).value)
+        try:
+            params = parse_params(method, self.query_one("#method-params", Input).value)
+        except LsnError as exc:
+            self.lsn.show_error(exc)
+            return
+        name = self.query_one("#method-name", Input).value.strip() or method
+        reference = self.query_one("#method-reference", Select).value
+        reference = reference if isinstance(reference, str) else None
+        if method == "random" and reference is None:
+            self.lsn.show_error(LsnError("the random baseline needs a reference set",
+                                         "choose a stored set under 'reference'"))
+            return
+        workbench = self.workbench
+
+        def call(cancel: Any) -> NeuronSetSummary:
+            return workbench.identify(method, params, name=name, reference=reference)
+
+        self.run_model_task(f"{METHOD_TITLES[method]} over {', '.join(workbench.state.languages)}", call,
+                            self._identified)
+
+    def _identified(self, summary: NeuronSetSummary) -> None:
+        counts = ", ".join(f"{lang} {n}" for lang, n in summary.counts.items())
+        self.notify(f"{summary.name}: {counts}", title="neurons identified", markup=False)
+        self.post_message(SessionChanged())
+        self.query_one("#set-choice", Select).value = summary.name
+
+    # -- one neuron ----------------------------------------------------------------------------
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "inspect":
+            try:
+                profile = self.workbench.neuron_profile(event.value)
+            except LsnError as exc:
+                self.lsn.show_error(exc)
+                return
+            self._render_profile(profile)
+        elif event.input.id in ("method-params", "method-name"):
+            self.run_method()
+
+    def _render_profile(self, p: NeuronProfile) -> None:
+        table = self.query_one("#inspect-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns(f"{p.layer}.{p.neuron} ({p.site})", *p.columns)
+        for lang, values in p.rows.items():
+            table.add_row(lang, *[f"{v:.3f}" for v in values])
+        member = ", ".join(p.member_of) if p.member_of else "no stored set"
+        self.query_one("#inspect-sets", Static).update(f"{p.layer}.{p.neuron} is in: {member}")
+

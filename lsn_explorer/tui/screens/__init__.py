@@ -1,0 +1,1 @@
+"""Modal screens: session picker, model opener, help."""

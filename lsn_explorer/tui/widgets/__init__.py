@@ -1,0 +1,1 @@
+"""Renderables and small widgets shared by the panels."""
