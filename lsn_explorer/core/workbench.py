@@ -234,7 +234,7 @@ class Workbench:
         record = self.session.latest("neuron_set", name)
         langs, matrix = jaccard_matrix(language_sets(neuron_set))
         return NeuronSetSummary(name, record.id if record else 0, neuron_set.method,
-                                {k: v for k, v in neuron_set.params.items() if not isinstance(v, (dict, list))},
+                                _shown_params(neuron_set.method, neuron_set.params),
                                 neuron_set.n_layers, neuron_set.counts(),
                                 {lang: neuron_set.per_layer(lang) for lang in neuron_set.languages}, langs, matrix)
 
@@ -368,6 +368,12 @@ def _parse_neuron(text: str) -> tuple[int, int]:
     if not dot or not layer.isdigit() or not neuron.isdigit():
         raise LsnError(f"{text.strip() or 'nothing'} is not a neuron", "type LAYER.INDEX, e.g. 3.17")
     return int(layer), int(neuron)
+
+
+def _shown_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The editable parameters a set was made with (plus its statistics site), not derived ones."""
+    keys = [*METHOD_PARAMS.get(method, {}), "site"]
+    return {k: params[k] for k in keys if k in params}
 
 
 def _shown(task: str, example: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
@@ -29,7 +30,6 @@ from lsn_explorer.tui.panels.interventions import InterventionsPanel
 from lsn_explorer.tui.panels.languages import LanguagesPanel
 from lsn_explorer.tui.panels.neurons import NeuronsPanel
 from lsn_explorer.tui.panels.score import ScorePanel
-from lsn_explorer.tui.screens.help import HelpScreen
 from lsn_explorer.tui.screens.model import ModelScreen
 from lsn_explorer.tui.screens.sessions import SessionScreen
 
@@ -78,20 +78,21 @@ class LsnApp(App[None]):
 
     # -- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        # Only the first tab is built before the first paint; the others mount right after it.
         yield Header(show_clock=False, icon="≡")
         with TabbedContent(initial="languages"):
             with TabPane("Languages", id="languages"):
                 yield LanguagesPanel()
             with TabPane("Neurons", id="neurons"):
-                yield NeuronsPanel()
+                yield Lazy(NeuronsPanel())
             with TabPane("Interventions", id="interventions"):
-                yield InterventionsPanel()
+                yield Lazy(InterventionsPanel())
             with TabPane("Generate", id="generate"):
-                yield GeneratePanel()
+                yield Lazy(GeneratePanel())
             with TabPane("Score", id="score"):
-                yield ScorePanel()
+                yield Lazy(ScorePanel())
             with TabPane("History", id="history"):
-                yield HistoryPanel()
+                yield Lazy(HistoryPanel())
         yield Static(id="status")
         yield Footer()
 
@@ -127,7 +128,8 @@ class LsnApp(App[None]):
             workbench.handle = self.preloaded
             self.post_message(ModelLoaded(self.preloaded.describe()))
         elif workbench.handle is None and self.autoload:
-            self.load_model(self.model_source, self.four_bit)
+            # After the first paint: the worker's torch import holds the GIL for seconds.
+            self.call_after_refresh(self.load_model, self.model_source, self.four_bit)
 
     def load_model(self, source: str | None, four_bit: bool = False) -> None:
         workbench = self.workbench
@@ -219,6 +221,8 @@ class LsnApp(App[None]):
         self.query_one(f"#{tab}").query_one(Panel).focus_default()
 
     def action_help(self) -> None:
+        from lsn_explorer.tui.screens.help import HelpScreen  # Markdown is slow to import; not needed to paint
+
         self.push_screen(HelpScreen())
 
     def action_cancel(self) -> None:

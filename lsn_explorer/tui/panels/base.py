@@ -28,6 +28,14 @@ class Panel(Vertical):
     def run_model_task(self, label: str, call: Callable[[Any], Any], done: Callable[[Any], None] | None = None) -> bool:
         return self.lsn.run_model_task(label, call, done)
 
+    def on_mount(self) -> None:
+        # A panel mounted after the session opened (tabs mount lazily) catches up by itself.
+        workbench = self.lsn.workbench
+        if workbench is not None:
+            self.restore(workbench)
+            if workbench.handle is not None:
+                self.model_ready()
+
     def restore(self, workbench: Workbench) -> None:
         """A session was opened: show its state."""
 

@@ -3,9 +3,11 @@ from one batched run with the same seed; each pane ends with its script mix and 
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from textual.app import ComposeResult
+from textual.timer import Timer
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
@@ -14,6 +16,9 @@ from lsn_explorer.core.workbench import Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import Panel
+
+
+FLUSH_S = 0.05  # streamed text reaches the panes at most 20 times a second
 
 
 class Pane(Vertical):
@@ -58,6 +63,11 @@ def _prompt_shown(prompt: str) -> str:
 
 class GeneratePanel(Panel):
     DEFAULT_FOCUS = "#prompt"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: deque[TokenEvent] = deque()
+        self._drain: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="form"):
@@ -112,10 +122,13 @@ class GeneratePanel(Panel):
         intervened = self.query_one("#pane-intervened", Pane)
 
         def call(cancel: Any) -> Generation:
-            return workbench.generate(prompt, **settings, cancel=cancel,
-                                      on_token=lambda event: self.app.call_from_thread(self._token, event))
+            # Tokens wait in a list the UI drains on a timer: bursts become one repaint, and the
+            # worker never blocks on the UI thread.
+            return workbench.generate(prompt, **settings, cancel=cancel, on_token=self._pending.append)
 
+        self._pending: deque[TokenEvent] = deque()
         if self.run_model_task("generating", call, self._finished):
+            self._drain = self.set_interval(FLUSH_S, self._flush)
             baseline.reset("without interventions", _prompt_shown(prompt))
             intervened.reset("with " + " + ".join(labels) if labels else "with interventions: none switched on",
                              _prompt_shown(prompt) if labels else "")
@@ -132,11 +145,23 @@ class GeneratePanel(Panel):
                 "temperature": number("#temperature", float, "temperature", "0 is greedy"),
                 "seed": number("#seed", int, "seed", "any whole number")}
 
-    def _token(self, event: TokenEvent) -> None:
-        pane_id = "#pane-baseline" if event.row == 0 else "#pane-intervened"
-        self.query_one(pane_id, Pane).append(event.text)
+    def _flush(self) -> None:
+        texts = ["", ""]
+        while self._pending:  # popleft is atomic: the worker may append meanwhile
+            event = self._pending.popleft()
+            texts[min(event.row, 1)] += event.text
+        for pane_id, text in zip(("#pane-baseline", "#pane-intervened"), texts):
+            if text:
+                self.query_one(pane_id, Pane).append(text)
+
+    def lane_freed(self) -> None:
+        if self._drain is not None:
+            self._drain.stop()
+            self._drain = None
+            self._flush()
 
     def _finished(self, generation: Generation) -> None:
+        self._flush()
         rows = generation.rows
         self.query_one("#pane-baseline", Pane).finish(rows[0], generation.cancelled)
         self.query_one("#pane-intervened", Pane).finish(rows[1] if len(rows) > 1 else None, generation.cancelled)

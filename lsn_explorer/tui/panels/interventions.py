@@ -33,7 +33,7 @@ class InterventionRow(Horizontal):
     def compose(self) -> ComposeResult:
         iv = parse_intervention(self.row.spec)
         sources = list(dict.fromkeys([*self.set_names, *([iv.source] if iv.source != LIST_SOURCE else [])]))
-        yield Switch(self.row.enabled, classes="iv-on")
+        yield Switch(self.row.enabled, animate=False, classes="iv-on")
         yield Select([(s, s) for s in sources] + [("typed list", LIST_SOURCE)], value=iv.source,
                      allow_blank=False, compact=True, classes="iv-source")
         yield Select([(code, code) for code in language_table()], value=iv.lang or Select.NULL,

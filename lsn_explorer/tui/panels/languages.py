@@ -33,7 +33,7 @@ class LanguagesPanel(Panel):
                     yield Label("tokens per language", classes="field")
                     yield Input(placeholder="all", id="stats-tokens", type="integer", compact=True)
                 yield Button("Compute statistics (Ctrl+T)", id="stats-compute", variant="primary")
-                yield ProgressBar(id="stats-bar", show_eta=False)
+                yield ProgressBar(total=1, id="stats-bar", show_eta=False)
                 yield Static("", id="stats-progress")
                 yield Static("", id="stats-summary")
 

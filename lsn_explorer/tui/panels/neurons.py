@@ -40,7 +40,7 @@ class NeuronsPanel(Panel):
                     yield Input(placeholder="the method's name", id="method-name", compact=True)
                 with Horizontal(classes="form"):
                     yield Label("reference", classes="field")
-                    yield Select([], prompt="(random: the set to match)", id="method-reference", compact=True)
+                    yield Select([], prompt="(random only)", id="method-reference", compact=True)
                 yield Button("Run method (Ctrl+T)", id="method-run", variant="primary")
                 with Horizontal(classes="form"):
                     yield Label("show set", classes="field")
@@ -60,6 +60,9 @@ class NeuronsPanel(Panel):
     def restore(self, workbench: Workbench) -> None:
         self.records_changed()
 
+    def model_ready(self) -> None:
+        self.records_changed()
+
     def records_changed(self) -> None:
         names = self.workbench.neuron_set_names()
         choice = self.query_one("#set-choice", Select)
@@ -67,13 +70,15 @@ class NeuronsPanel(Panel):
         choice.set_options([(n, n) for n in names])
         self.query_one("#method-reference", Select).set_options([(n, n) for n in names])
         if current is not None:
-            choice.value = current
-            self._show(current)
+            with self.prevent(Select.Changed):
+                choice.value = current
+            if self.workbench.handle is not None:  # sets are tensors: wait until the worker loaded torch
+                self._show(current)
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "method" and isinstance(event.value, str):
             self.query_one("#method-params", Input).value = format_params(event.value)
-        elif event.select.id == "set-choice" and isinstance(event.value, str):
+        elif event.select.id == "set-choice" and isinstance(event.value, str) and self.workbench.handle is not None:
             self._show(event.value)
 
     def _show(self, name: str) -> None:

@@ -17,16 +17,18 @@ def bar(value: int, largest: int, width: int = BAR_WIDTH) -> str:
     return "█" * (eighths // 8) + (BLOCKS[eighths % 8] if eighths % 8 else "")
 
 
-def layer_chart(per_layer: dict[str, list[int]], n_layers: int) -> Table:
-    """Rows = layers, one bar column per language, all bars on one scale."""
+def layer_chart(per_layer: dict[str, list[int]], n_layers: int, width: int = 56) -> Table:
+    """Rows = layers, one bar column per language, all bars on one scale, within `width` cells."""
     largest = max((max(counts) for counts in per_layer.values() if counts), default=0)
+    column = max(6, (width - 6) // max(1, len(per_layer)))
+    bar_width = min(BAR_WIDTH, column - 5)
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    table.add_column("layer", justify="right")
+    table.add_column("layer", justify="right", min_width=5, no_wrap=True)
     for lang in per_layer:
-        table.add_column(lang, width=BAR_WIDTH + 5, no_wrap=True)
+        table.add_column(lang, width=column, no_wrap=True)
     for layer in range(n_layers):
-        cells = [Text.assemble((bar(c[layer], largest), "cyan"), f" {c[layer]}") for c in per_layer.values()]
-        table.add_row(str(layer), *cells)
+        cells = [Text.assemble((bar(c[layer], largest, bar_width), "cyan"), f" {c[layer]}") for c in per_layer.values()]
+        table.add_row(f"L{layer}", *cells)
     return table
 
 
