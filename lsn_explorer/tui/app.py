@@ -181,7 +181,8 @@ class LsnApp(App[None]):
             if done is not None:
                 self.call_from_thread(done, result)
         except LsnError as exc:
-            self.call_from_thread(self.show_error, exc)
+            if not cancel.is_set():  # a cancelled run is reported once, by on_lane_freed
+                self.call_from_thread(self.show_error, exc)
         except Exception as exc:  # an engine bug: keep the app alive, keep the traceback in the session
             if self.workbench is not None:
                 self.workbench.session.log(f"{label} failed:\n{traceback.format_exc()}", level="error")

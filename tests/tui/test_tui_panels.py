@@ -136,3 +136,50 @@ async def test_bad_model_path_is_a_notification_and_the_app_stays_usable(tmp_pat
         assert any("no model is loaded" in m for m in notifications(app))
         await pilot.press("f2")
         assert app.query_one("#languages-list").option_count > 10
+
+
+async def test_escape_cancels_statistics_and_stores_nothing(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f2")
+        await pilot.click("#stats-compute")  # the whole corpus of en and zh: long enough to cancel
+        await pilot.pause(0.3)
+        assert app.lane is not None
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.lane is None
+        assert any("cancelled" in m for m in notifications(app))
+        assert len(app.workbench.session.records("stats")) <= 1  # a finished language may stay
+
+
+async def test_command_palette_runs_actions(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Score sample")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert len(app.workbench.session.records("score")) == 1
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Compute statistics", "Identify neurons", "Add intervention row", "Generate",
+                      "Score sample", "Re-run history entry", "Cancel", "Open session", "Open model", "Help"):
+            assert title in titles
+
+
+async def test_session_picker_starts_a_new_session(demo, tmp_path):
+    from lsn_explorer.session.store import Session
+
+    Session.open("older", tmp_path).close()
+    app = create_app(root=tmp_path, handle=demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.workbench is None
+        await pilot.click("#session-new")
+        await pilot.press(*"fresh", "enter")
+        await settle(app, pilot)
+        assert app.workbench is not None and app.workbench.session.name == "fresh"
+        assert "session fresh" in str(app.query_one("#status", Static).content)
