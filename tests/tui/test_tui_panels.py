@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from textual.widgets import DataTable, Static, Switch
 
@@ -183,3 +185,39 @@ async def test_session_picker_starts_a_new_session(demo, tmp_path):
         await settle(app, pilot)
         assert app.workbench is not None and app.workbench.session.name == "fresh"
         assert "session fresh" in str(app.query_one("#status", Static).content)
+
+
+async def test_escape_cancels_a_generation_and_keeps_what_streamed(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.workbench.set_rows([SwitchRow("0.1,1.2=zero", True)])
+        await pilot.press("f5")
+        await type_into(pilot, "#max-new-tokens", "110")
+        await type_into(pilot, "#prompt", "The")
+        # Started as Ctrl+G would; Pilot's press() waits for the screen to go idle, which a
+        # streaming generation never is, so the key would only land after the last token.
+        app.action_generate()
+        pane = app.query_one("#pane-baseline")
+        for _ in range(200):
+            if pane.text:
+                break
+            await asyncio.sleep(0.02)
+        await pilot.press("escape")
+        await settle(app, pilot)
+        record = app.workbench.session.records("generation")[-1].payload
+        assert record["cancelled"] is True
+        assert all(len(row["token_ids"]) < 110 for row in record["rows"])
+        assert "cancelled" in str(app.query_one("#pane-baseline .pane-footer", Static).content)
+
+
+async def test_score_a_real_benchmark_sample(make_app, shared_data):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f6")
+        await type_into(pilot, "#data-dir", str(shared_data))
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert app.query_one("#score-table", DataTable).row_count == 1
+        assert app.workbench.session.records("score")[-1].payload["example_id"]

@@ -75,3 +75,14 @@ def test_session_picker(snap_compare, demo, tmp_path):
         Session.open(name, tmp_path).close()
     app = create_app(root=tmp_path, handle=demo)
     assert snap_compare(app, terminal_size=SIZE)
+
+
+def test_open_model_screen(snap_compare, snap_app):
+    async def run(pilot) -> None:
+        await settle(pilot.app, pilot)
+        pilot.app.action_open_model()
+        await pilot.pause()
+        pilot.app.set_focus(None)
+        await pilot.pause()
+
+    assert snap_compare(snap_app, terminal_size=SIZE, run_before=run)
