@@ -319,12 +319,12 @@ class Workbench:
     # -- scoring -------------------------------------------------------------------------------
     def choose_sample(self, task: str, lang: str, sample: int, data_dir: str = "") -> dict[str, Any]:
         """Load one task sample and remember the choice; returns what the sample shows."""
-        from lsn_explorer.core.tasks.scoring import load_examples, pick
+        from lsn_explorer.core.tasks.scoring import describe, load_examples, pick
 
         example = pick(load_examples(task, lang, data_dir or None), sample, task, lang)
         self.state.task, self.state.task_lang, self.state.sample, self.state.data_dir = task, lang, sample, data_dir
         self.save_state()
-        return _shown(task, example)
+        return describe(task, example)
 
     def score(self) -> SampleScore:
         """Score the chosen sample with and without the switched-on interventions; recorded."""
@@ -374,18 +374,6 @@ def _shown_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
     """The editable parameters a set was made with (plus its statistics site), not derived ones."""
     keys = [*METHOD_PARAMS.get(method, {}), "site"]
     return {k: params[k] for k in keys if k in params}
-
-
-def _shown(task: str, example: Any) -> dict[str, Any]:
-    if task == "xnli":
-        from lsn_explorer.core.tasks.xnli import LABELS
-
-        return {"premise": example.premise, "hypothesis": example.hypothesis, "gold": LABELS[example.label]}
-    if task == "xquad":
-        return {"context": example.context, "question": example.question,
-                "answers": [a.text for a in example.answers]}
-    return {"question": example.query,
-            "answers": [text for a in example.answers for text in ((a.text,) if a.text else ()) + tuple(a.aliases)]}
 
 
 def _history_entry(record: Record) -> HistoryEntry:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -33,6 +33,7 @@ from lsn_explorer.tui.panels.score import ScorePanel
 from lsn_explorer.tui.screens.model import ModelScreen
 from lsn_explorer.tui.screens.sessions import SessionScreen
 
+PanelT = TypeVar("PanelT", bound=Panel)
 TABS: tuple[tuple[str, str, str], ...] = (
     # (id, title, key)
     ("languages", "Languages", "f2"),
@@ -221,6 +222,11 @@ class LsnApp(App[None]):
         self.query_one(TabbedContent).active = tab
         self.query_one(f"#{tab}").query_one(Panel).focus_default()
 
+    def _bring(self, tab: str, panel: type[PanelT]) -> PanelT:
+        """Bring `tab` to the front and return its panel (for the actions that act on one)."""
+        self.query_one(TabbedContent).active = tab
+        return self.query_one(panel)
+
     def action_help(self) -> None:
         from lsn_explorer.tui.screens.help import HelpScreen  # Markdown is slow to import; not needed to paint
 
@@ -231,28 +237,22 @@ class LsnApp(App[None]):
             self._cancel.set()
 
     def action_generate(self) -> None:
-        self.query_one(TabbedContent).active = "generate"
-        self.query_one(GeneratePanel).start()
+        self._bring("generate", GeneratePanel).start()
 
     def action_score(self) -> None:
-        self.query_one(TabbedContent).active = "score"
-        self.query_one(ScorePanel).score()
+        self._bring("score", ScorePanel).score()
 
     def action_compute_stats(self) -> None:
-        self.query_one(TabbedContent).active = "languages"
-        self.query_one(LanguagesPanel).compute()
+        self._bring("languages", LanguagesPanel).compute()
 
     def action_identify(self) -> None:
-        self.query_one(TabbedContent).active = "neurons"
-        self.query_one(NeuronsPanel).run_method()
+        self._bring("neurons", NeuronsPanel).run_method()
 
     def action_add_row(self) -> None:
-        self.query_one(TabbedContent).active = "interventions"
-        self.query_one(InterventionsPanel).add_row()
+        self._bring("interventions", InterventionsPanel).add_row()
 
     def action_rerun(self) -> None:
-        self.query_one(TabbedContent).active = "history"
-        self.query_one(HistoryPanel).rerun()
+        self._bring("history", HistoryPanel).rerun()
 
     def action_open_session(self) -> None:
         self.push_screen(SessionScreen(self.root), callback=self.open_session)

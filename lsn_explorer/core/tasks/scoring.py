@@ -123,20 +123,33 @@ def score_sample(handle: ModelHandle, task: str, lang: str, example: Any, plans:
     if task == "xnli":
         return _score_xnli(handle, lang, example, plans, names, sample)
     if task == "xquad":
-        golds = [a.text for a in example.answers]
+        shown = describe(task, example)
         context, truncated = _fit_context(handle, example.context, f"\nQuestion: {example.question}\nAnswer:")
         prompt = f"{context}\nQuestion: {example.question}\nAnswer:"
-        shown = {"context": context, "question": example.question, "answers": golds, "context_truncated": truncated}
-        return _score_generated(handle, task, lang, example.id, sample, prompt, golds, shown, plans, names)
+        shown |= {"context": context, "context_truncated": truncated}
+        return _score_generated(handle, task, lang, example.id, sample, prompt, shown["answers"], shown, plans, names)
     if task == "mkqa":
         if not example.scorable:
             raise TaskFileError(f"MKQA sample {sample} ({example.example_id}) has a long or no answer",
                                 "MKQA's F1 skips those; choose another sample")
-        golds = [text for a in example.answers for text in ((a.text,) if a.text else ()) + tuple(a.aliases)]
-        shown = {"question": example.query, "answers": golds}
+        shown = describe(task, example)
         return _score_generated(handle, task, lang, example.example_id, sample, f"Question: {example.query}\nAnswer:",
-                                golds, shown, plans, names)
+                                shown["answers"], shown, plans, names)
     raise TaskFileError(f"unknown task {task!r}", f"tasks: {', '.join(TASKS)}")
+
+
+def describe(task: str, example: Any) -> dict[str, Any]:
+    """What a sample shows a reader: XNLI premise, hypothesis and gold label; XQuAD passage,
+    question and answers; MKQA question and every gold answer with its aliases."""
+    if task == "xnli":
+        from lsn_explorer.core.tasks.xnli import LABELS
+
+        return {"premise": example.premise, "hypothesis": example.hypothesis, "gold": LABELS[example.label]}
+    if task == "xquad":
+        return {"context": example.context, "question": example.question,
+                "answers": [a.text for a in example.answers]}
+    return {"question": example.query,
+            "answers": [text for a in example.answers for text in ((a.text,) if a.text else ()) + tuple(a.aliases)]}
 
 
 def _fit_context(handle: ModelHandle, context: str, rest: str) -> tuple[str, bool]:
@@ -176,8 +189,7 @@ def _score_xnli(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPla
         probs = [w / sum(weights) for w in weights]
         predicted = max(range(3), key=lambda k: loglik[k])
         rows.append(RowScore(name, LABELS[predicted], predicted == ex.label, probs))
-    shown = {"premise": ex.premise, "hypothesis": ex.hypothesis, "gold": LABELS[ex.label]}
-    return SampleScore("xnli", lang, sample, ex.id, shown, rows)
+    return SampleScore("xnli", lang, sample, ex.id, describe("xnli", ex), rows)
 
 
 def _score_xnli_head(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPlan | None], names: list[str],
@@ -200,8 +212,7 @@ def _score_xnli_head(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[Ed
         probs = [float(head_probs[k]) for k in order]
         predicted = max(range(3), key=probs.__getitem__)
         rows.append(RowScore(name, LABELS[predicted], predicted == ex.label, probs))
-    shown = {"premise": ex.premise, "hypothesis": ex.hypothesis, "gold": LABELS[ex.label]}
-    return SampleScore("xnli", lang, sample, ex.id, shown, rows)
+    return SampleScore("xnli", lang, sample, ex.id, describe("xnli", ex), rows)
 
 
 def head_label_order(handle: ModelHandle) -> list[int]:

@@ -38,12 +38,10 @@ class LanguagesPanel(Panel):
                 yield Static("", id="stats-summary")
 
     def restore(self, workbench: Workbench) -> None:
-        self._fill(workbench.language_rows(), workbench.state.languages)
+        self.records_changed()
 
     def records_changed(self) -> None:
-        self._fill(self.workbench.language_rows(), self.workbench.state.languages)
-
-    def _fill(self, rows: list[LanguageRow], chosen: list[str]) -> None:
+        rows, chosen = self.workbench.language_rows(), self.workbench.state.languages
         widget = self.query_one("#languages-list", SelectionList)
         widget.clear_options()
         widget.add_options([(self._row_text(row), row.code, row.code in chosen) for row in rows])
