@@ -95,9 +95,10 @@ def cmd_demo_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([c.__dict__ for c in checks], ensure_ascii=False, indent=1))
         return 0
-    print(f"{'lang':<5} {'lines':>5} {'tokens':>7} {'held-out PPL':>13} {'in-script':>10}")
+    print(f"{'lang':<5} {'lines':>5} {'tokens':>7} {'held-out PPL':>13} {'bits/char':>10} {'unigram':>8} {'in-script':>10}")
     for c in checks:
-        print(f"{c.lang:<5} {c.lines:>5} {c.tokens:>7} {c.perplexity:>13.1f} {c.in_script:>5}/{c.prompts}")
+        print(f"{c.lang:<5} {c.lines:>5} {c.tokens:>7} {c.perplexity:>13.1f} {c.bits_per_char:>10.2f} "
+              f"{c.unigram_bits_per_char:>8.2f} {c.in_script:>5}/{c.prompts}")
     return 0
 
 
@@ -274,6 +275,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
                 return 0
             _print_neuron_set(neuron_set)
             for lang, row in specificity(session, neuron_set, langs).items():
+                if not row["neurons"]:
+                    print(f"{lang}: no neurons in this set")
+                    continue
                 print(f"{lang}: mean η² {row['mean_eta2']:.3f}, p<0.05 & η²≥0.1: {row['share_p05_eta01']:.0%}, "
                       f"η²≥0.25: {row['share_p05_eta025']:.0%}")
             return 0

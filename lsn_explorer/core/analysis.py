@@ -51,7 +51,8 @@ def f_survival(f: np.ndarray, d1: float, d2: float) -> np.ndarray:
     """P(F > f) for the F(d1, d2) distribution: I_x(d2/2, d1/2) with x = d2 / (d2 + d1 f)."""
     f = np.asarray(f, dtype=np.float64)
     x = d2 / (d2 + d1 * np.clip(f, 0, None))
-    return np.vectorize(lambda xi: _betainc(d2 / 2, d1 / 2, xi))(x)
+    # otypes given so a language with no neurons (empty input) yields an empty result
+    return np.vectorize(lambda xi: _betainc(d2 / 2, d1 / 2, xi), otypes=[np.float64])(x)
 
 
 def _betainc(a: float, b: float, x: float) -> float:

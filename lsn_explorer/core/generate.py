@@ -118,6 +118,13 @@ class _Decoder:
         new, self.sent[row] = text[self.sent[row]:], len(text)
         return new
 
+    def flush(self, row: int) -> str:
+        """Text still held back when generation stops: a character cut off by max_new_tokens stays
+        U+FFFD, as in the final decoded text, so the streamed pieces add up to it."""
+        text = self.tokenizer.decode(self.ids[row], skip_special_tokens=True)
+        rest, self.sent[row] = text[self.sent[row]:], len(text)
+        return rest
+
 
 def check_prompt_fits(handle: ModelHandle, n_prompt: int, max_new_tokens: int) -> None:
     from lsn_explorer.core.collect import model_context
@@ -185,6 +192,10 @@ def generate(
                         pad_token_id=tok.pad_token_id, logits_processor=processors,
                         stopping_criteria=StoppingCriteriaList([_Cancel()]),
                         streamer=_RowStreamer(len(rows), emit))
+    for row in range(len(rows)):
+        rest = decoder.flush(row)
+        if rest and on_token is not None:
+            on_token(TokenEvent(row, max(0, len(decoder.ids[row]) - 1), rest))
     names = list(labels) if labels else [_label(plan) for plan in rows]
     out = []
     for row, plan in enumerate(rows):

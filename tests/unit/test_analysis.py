@@ -36,6 +36,13 @@ def test_f_survival_extremes_match_scipy():
         assert float(f_survival(np.array([f]), d1, d2)[0]) == pytest.approx(scipy_stats.f.sf(f, d1, d2), rel=1e-6, abs=1e-300)
 
 
+def test_a_language_without_neurons_gives_empty_results():
+    # LAPE at a small top_rate can leave a language (en on the demo model) with no neurons
+    eta2, p = eta_squared([10, 20], torch.zeros(2, 0), torch.zeros(2, 0), target=0)
+    assert eta2.shape == p.shape == (0,)
+    assert f_survival(np.zeros(0), 1.0, 5.0).shape == (0,)
+
+
 def test_jaccard():
     assert jaccard({1, 2, 3}, {2, 3, 4}) == 0.5
     names, matrix = jaccard_matrix({"a": {1}, "b": {1, 2}, "c": set()})

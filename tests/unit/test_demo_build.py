@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 from lsn_explorer.core.corpora import load_parallel
-from lsn_explorer.core.demo import DemoRecipe, build_demo, prompt_from
+from lsn_explorer.core.demo import DemoRecipe, build_demo, char_unigram_bits, evaluate_demo, prompt_from
 from lsn_explorer.core.model import load_model
 
 TINY = DemoRecipe(vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
@@ -44,3 +45,25 @@ def test_prompt_is_the_first_half_of_the_sentence():
     assert prompt_from("我奶奶把备用钥匙放在前门") == "我奶奶把备用"
     held = load_parallel(["en"]).split("heldout").lines["en"][0]
     assert held.startswith(prompt_from(held))
+
+
+def test_char_unigram_floor_by_hand():
+    # train "aab": a=2, b=1, 3 characters, alphabet 2 + 1 unseen slot → denominators 6
+    assert math.isclose(char_unigram_bits(["aab"], ["a"]), -math.log2(3 / 6))
+    assert math.isclose(char_unigram_bits(["aab"], ["bz"]), -(math.log2(2 / 6) + math.log2(1 / 6)) / 2)
+    assert math.isnan(char_unigram_bits(["aab"], []))
+
+
+def test_evaluation_reports_bits_per_char_from_the_same_likelihood(tmp_path):
+    from lsn_explorer.core.tasks.ppl import line_perplexity
+
+    build_demo(tmp_path / "m", recipe=TINY)
+    handle = load_model(tmp_path / "m")
+    (check,) = evaluate_demo(handle, ["en"], prompts=1, max_new_tokens=2)
+    held = load_parallel(["en"]).split("heldout").lines["en"]
+    ppl = line_perplexity(handle, held)
+    # bits/char and PPL are the same cross-entropy, normalised per character vs per token
+    expected = ppl.n_tokens * math.log2(ppl.value) / sum(map(len, held))
+    assert math.isclose(check.bits_per_char, expected, rel_tol=1e-9)
+    train = load_parallel(["en"]).split("train").lines["en"]
+    assert check.unigram_bits_per_char == char_unigram_bits(train, held)

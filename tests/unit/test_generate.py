@@ -80,3 +80,17 @@ def test_generation_is_recorded(demo, plan, tmp_path):
     assert record.id == record_id and record.name == "compare"
     assert [row["token_ids"] for row in record.payload["rows"]] == [r.token_ids for r in result.rows]
     assert record.provenance["params"]["interventions"] == [plan.interventions[0].spec]
+
+
+def test_a_character_cut_off_at_the_end_is_flushed_as_in_the_final_text(demo):
+    from lsn_explorer.core.generate import _Decoder
+
+    tok = demo.tokenizer
+    ids = tok("好龘", add_special_tokens=False)["input_ids"]  # 龘 is rare: split into byte tokens
+    decoder = _Decoder(tok, 1, tok.eos_token_id)
+    pieces = [decoder.add(0, i) for i in ids[:-1]]  # generation stops inside 龘
+    assert "".join(pieces) == "好"
+    final = tok.decode(ids[:-1], skip_special_tokens=True)
+    assert final.endswith("\ufffd")
+    assert "".join(pieces) + decoder.flush(0) == final
+    assert decoder.flush(0) == ""  # nothing is sent twice
