@@ -8,6 +8,7 @@ All model work runs through `run_model_task`: one lane, one thread worker at a t
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import traceback
 from pathlib import Path
@@ -218,14 +219,22 @@ class LsnApp(App[None]):
         return list(self.screen_stack[0].query(Panel))
 
     # -- actions -------------------------------------------------------------------------------
-    def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
-        self.query_one(f"#{tab}").query_one(Panel).focus_default()
+    async def action_show_tab(self, tab: str) -> None:
+        (await self._bring(tab, Panel)).focus_default()
 
-    def _bring(self, tab: str, panel: type[PanelT]) -> PanelT:
-        """Bring `tab` to the front and return its panel (for the actions that act on one)."""
+    async def _bring(self, tab: str, panel: type[PanelT]) -> PanelT:
+        """Bring `tab` to the front and return its panel (for the actions that act on one).
+
+        Tabs other than Languages mount lazily after the first paint, so a key pressed at once
+        can arrive before the panel exists; wait for it (a frame or two) instead of failing."""
         self.query_one(TabbedContent).active = tab
-        return self.query_one(panel)
+        pane = self.query_one(f"#{tab}")
+        for _ in range(250):
+            found = pane.query(panel)
+            if found:
+                return found.first()
+            await asyncio.sleep(0.02)
+        return pane.query_one(panel)  # still missing after 5 s: let NoMatches say so
 
     def action_help(self) -> None:
         from lsn_explorer.tui.screens.help import HelpScreen  # Markdown is slow to import; not needed to paint
@@ -236,23 +245,23 @@ class LsnApp(App[None]):
         if self.lane is not None:
             self._cancel.set()
 
-    def action_generate(self) -> None:
-        self._bring("generate", GeneratePanel).start()
+    async def action_generate(self) -> None:
+        (await self._bring("generate", GeneratePanel)).start()
 
-    def action_score(self) -> None:
-        self._bring("score", ScorePanel).score()
+    async def action_score(self) -> None:
+        (await self._bring("score", ScorePanel)).score()
 
-    def action_compute_stats(self) -> None:
-        self._bring("languages", LanguagesPanel).compute()
+    async def action_compute_stats(self) -> None:
+        (await self._bring("languages", LanguagesPanel)).compute()
 
-    def action_identify(self) -> None:
-        self._bring("neurons", NeuronsPanel).run_method()
+    async def action_identify(self) -> None:
+        (await self._bring("neurons", NeuronsPanel)).run_method()
 
-    def action_add_row(self) -> None:
-        self._bring("interventions", InterventionsPanel).add_row()
+    async def action_add_row(self) -> None:
+        (await self._bring("interventions", InterventionsPanel)).add_row()
 
-    def action_rerun(self) -> None:
-        self._bring("history", HistoryPanel).rerun()
+    async def action_rerun(self) -> None:
+        (await self._bring("history", HistoryPanel)).rerun()
 
     def action_open_session(self) -> None:
         self.push_screen(SessionScreen(self.root), callback=self.open_session)

@@ -65,3 +65,17 @@ async def test_stats_lape_switch_generate_and_reopen(make_app, tmp_path):
         assert reopened.query_one("#prompt").value == ZH_PROMPT
         assert reopened.query_one("#history-table", DataTable).row_count == 1
         assert set(reopened.workbench.state.languages) == {"en", "zh"}
+
+
+async def test_a_tab_key_pressed_before_the_lazy_panels_mount_waits_for_them(make_app):
+    from lsn_explorer.tui.panels.generate import GeneratePanel
+
+    app = make_app("early")
+    async with app.run_test(size=SIZE) as pilot:
+        # no settle: the key comes before the tabs other than Languages have mounted
+        mounted_before = bool(app.query(GeneratePanel))
+        await app.action_show_tab("generate")
+        assert not mounted_before  # otherwise this test no longer exercises the early key
+        await pilot.pause()
+        assert app.query_one(GeneratePanel).is_mounted
+        assert app.focused is not None and app.focused.id == "prompt"

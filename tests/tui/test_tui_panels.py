@@ -197,7 +197,7 @@ async def test_escape_cancels_a_generation_and_keeps_what_streamed(make_app):
         await type_into(pilot, "#prompt", "The")
         # Started as Ctrl+G would; Pilot's press() waits for the screen to go idle, which a
         # streaming generation never is, so the key would only land after the last token.
-        app.action_generate()
+        await app.action_generate()
         pane = app.query_one("#pane-baseline")
         for _ in range(200):
             if pane.text:
