@@ -258,9 +258,9 @@ class LanguageCheck:
 def char_unigram_bits(train: list[str], heldout: list[str]) -> float:
     """Bits per character of `heldout` under an add-one character-unigram model of `train`.
 
-    The floor a language model must beat to have learned anything beyond a language's alphabet:
-    on the old 360-line corpus the demo model scored worse than this on zh, which is why the
-    Chinese LAPE neurons did not matter to Chinese perplexity.
+    The floor a language model must beat to have learned more than a language's alphabet. A model
+    at or above it on a language has no neurons that matter to that language's perplexity, so
+    PPXC rows for it are noise.
     """
     from collections import Counter
 
