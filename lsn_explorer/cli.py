@@ -63,7 +63,9 @@ def cmd_demo_build(args: argparse.Namespace) -> int:
     from lsn_explorer.core.demo import build_demo, evaluate_demo, write_model_card
     from lsn_explorer.core.model import DEMO_MODEL_DIR, load_model
 
-    out = Path(args.out) if args.out else DEMO_MODEL_DIR
+    from lsn_explorer.paths import output_dir
+
+    out = output_dir(args.out) if args.out else DEMO_MODEL_DIR
     started = time.monotonic()
 
     def progress(message: str, fraction: float) -> None:
@@ -192,9 +194,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for path in corpora.values():
         read_lines(path)  # every file readable and non-empty before anything is computed or written
     shard = _shard(args.shard)
-    handle = _load(args)
     settings = StatsSettings(site=args.site, mode=args.mode, window=args.window, batch_size=args.batch_size,
-                             max_tokens=args.tokens, bins=args.bins).resolved(handle)
+                             max_tokens=args.tokens, bins=args.bins)  # checked here, before the model loads
+    handle = _load(args)
+    settings = settings.resolved(handle)
     columns = (TextColumn("{task.description:>4}"), BarColumn(), TextColumn("{task.completed:>9,.0f} tok"),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     with _session(args) as session, Progress(*columns, disable=args.json, transient=False) as bar:
@@ -207,8 +210,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
             speed = bar.tasks[task].speed
             bar.update(task, completed=done, total=total, rate=f"{speed:,.0f} tok/s" if speed else "")
 
-        summaries = compute_stats(session, handle, corpora, settings, shard=shard,
-                                  progress=progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+        summaries = compute_stats(session, handle, corpora, settings, shard=shard, progress=progress,
+                                  warn=lambda m: print(f"warning: {m}", file=sys.stderr),
+                                  allow_mixed=args.allow_mixed)
     if args.json:
         print(json.dumps(summaries))
     else:
@@ -218,9 +222,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_neuron_set(neuron_set: Any) -> None:
+def _print_neuron_set(neuron_set: Any, name: str | None = None) -> None:
+    from lsn_explorer.core.methods import TITLES
+
     layers = " ".join(f"L{i:<3}" for i in range(neuron_set.n_layers))
-    print(f"{neuron_set.method}: {neuron_set.unique_count()} distinct neurons "
+    title = TITLES.get(neuron_set.method, neuron_set.method)
+    header = f"{name} ({title})" if name else title
+    print(f"{header}: {neuron_set.unique_count()} distinct neurons "
           f"({neuron_set.n_layers} layers × {neuron_set.d_ff})")
     print(f"{'lang':<5} {'count':>6}  per layer: {layers}")
     for lang in neuron_set.languages:
@@ -228,21 +236,31 @@ def _print_neuron_set(neuron_set: Any) -> None:
         print(f"{lang:<5} {len(neuron_set.neurons[lang]):>6}             {per_layer}")
 
 
-def _method_params(args: argparse.Namespace) -> dict[str, Any]:
-    chosen = {"lape": ("top_rate", "filter_rate", "bar_ratio", "variant", "site", "mode"),
-              "actprob90p": ("rate", "site", "mode"), "type1": ("top_n", "depth", "seed"),
-              "type2": ("top_n", "depth", "seed"), "random": ("seed",)}[args.method]
-    return {k: getattr(args, k) for k in chosen if getattr(args, k) is not None}
+def _method_params(args: argparse.Namespace, method: str) -> dict[str, Any]:
+    """The flags given for `method`, checked against the registry before any model work."""
+    from lsn_explorer.core.methods import PARAMS, STATS_SELECTORS, check_params
+
+    names = [p.name for p in PARAMS[method]] + (list(STATS_SELECTORS) if method in ("lape", "actprob90p") else [])
+    given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    for flag in ("top_rate", "filter_rate", "bar_ratio", "variant", "rate", "top_n", "depth", "layers"):
+        if getattr(args, flag, None) is not None and flag not in names:
+            raise LsnError(f"--{flag.replace('_', '-')} is not a parameter of {method}",
+                           f"{method} takes {', '.join('--' + n.replace('_', '-') for n in names) or 'no parameters'}")
+    return check_params(method, given)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
     from lsn_explorer.core.analysis import jaccard_matrix, language_sets
-    from lsn_explorer.core.identification import check_method, identify, load_neuron_set, specificity
+    from lsn_explorer.core.identification import identify, load_neuron_set, specificity
     from lsn_explorer.core.identify import ACTPROB90P_NOTE
     from lsn_explorer.core.languages import parse_languages
+    from lsn_explorer.core.methods import NEEDS, check_method
+    from lsn_explorer.paths import input_file, output_file
 
     langs = [l.code for l in parse_languages(args.langs)] if args.langs else None
-    creates = args.action == "import" or (args.action == "run" and check_method(args.method) in ("type1", "type2"))
+    method = check_method(args.method)
+    params = _method_params(args, method) if args.action == "run" else {}
+    creates = args.action == "import" or (args.action == "run" and NEEDS[method] == "model")
     with _session(args, create=creates) as session:
         if args.action == "compare":
             names = [n.strip() for n in (args.sets or "").split(",") if n.strip()]
@@ -262,10 +280,12 @@ def cmd_identify(args: argparse.Namespace) -> int:
                 print(f"{name[:11]:<12}" + "".join(f"{v:>10.2f}" for v in row))
             return 0
         if args.action in ("show", "export"):
-            neuron_set = load_neuron_set(session, args.name or "lape")
             if args.action == "export":
                 if not args.out:
                     raise LsnError("no output file", "pass --out FILE.json or FILE.pth")
+                output_file(args.out)
+            neuron_set = load_neuron_set(session, args.name or "lape")
+            if args.action == "export":
                 if args.out.endswith(".pth"):
                     order = neuron_set.save_tang_pth(args.out)
                     print(f"wrote {args.out} (languages in order: {', '.join(order)})")
@@ -273,7 +293,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
                     neuron_set.save_json(args.out)
                     print(f"wrote {args.out}")
                 return 0
-            _print_neuron_set(neuron_set)
+            _print_neuron_set(neuron_set, args.name or "lape")
             for lang, row in specificity(session, neuron_set, langs).items():
                 if not row["neurons"]:
                     print(f"{lang}: no neurons in this set")
@@ -287,21 +307,55 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
             if not args.file:
                 raise LsnError("no file to import", "pass --file FILE.json or FILE.pth")
+            input_file(args.file, "neuron file")
             handle = load_model(args.model, four_bit=args.four_bit, dtype=args.dtype, device=args.device)
             neuron_set = load_neuron_file(args.file, handle.n_layers, handle.d_ff, langs)
             session.add("neuron_set", args.name or Path(args.file).stem, {"set": neuron_set.to_json()},
                         {"method": "import", "file": args.file})
-            _print_neuron_set(neuron_set)
+            _print_neuron_set(neuron_set, args.name or Path(args.file).stem)
             return 0
-        method = check_method(args.method)
+        name = args.name or method
+        _check_replace(session, name, args.replace)
         if method == "actprob90p":
             print(f"note: {ACTPROB90P_NOTE}", file=sys.stderr)
-        handle = _load(args) if method in ("type1", "type2") else None
-        neuron_set, record = identify(session, method, langs=langs, params=_method_params(args), handle=handle,
-                                      corpus_dir=args.corpus, reference=args.reference, name=args.name)
-    _print_neuron_set(neuron_set)
-    print(f"stored as neuron set {args.name or method!r} (record {record})")
+        handle = _load(args) if NEEDS[method] == "model" else None
+        neuron_set, record = identify(session, method, langs=langs, params=params, handle=handle,
+                                      corpus_dir=args.corpus, reference=args.reference, name=name,
+                                      progress=_sentence_progress())
+    _print_neuron_set(neuron_set, name)
+    print(f"stored as neuron set {name!r} (record {record})")
     return 0
+
+
+def _check_replace(session: Any, name: str, replace: bool) -> None:
+    """A set that a switched-on row of the session's workbench uses is never replaced silently."""
+    from lsn_explorer.core.workbench import STATE_KIND, WorkbenchState, free_set_name, rows_using
+
+    latest = session.latest(STATE_KIND)
+    using = rows_using(WorkbenchState.from_json(latest.payload).rows, name) if latest else []
+    if using and not replace:
+        taken = [r.name for r in session.records("neuron_set")]
+        raise LsnError(f"neuron set {name!r} is used by the switched-on row {', '.join(using)} in the app",
+                       f"store it under a new name (--name {free_set_name(name, taken)}), or pass --replace")
+
+
+def _sentence_progress() -> Callable[[str, int, int], None]:
+    """Progress of the model passes of type1 / type2 on stderr: a live line on a terminal, one
+    line per finished language otherwise (logs stay readable)."""
+    live = sys.stderr.isatty()
+    started = {"at": time.monotonic()}
+
+    def report(lang: str, done: int, total: int) -> None:
+        rate = done / max(time.monotonic() - started["at"], 1e-9)
+        line = f"{lang:>4}: {done:>5}/{total} sentences  {rate:6.0f}/s"
+        if live:
+            print("\r" + line, end="\n" if done >= total else "", file=sys.stderr, flush=True)
+        elif done >= total:
+            print(line, file=sys.stderr, flush=True)
+        if done >= total:
+            started["at"] = time.monotonic()
+
+    return report
 
 
 # -- interventions: generate, ppl, score ------------------------------------------------------
@@ -316,6 +370,13 @@ def _session_model(args: argparse.Namespace, session: Any) -> Any:
                 four_bit = args.four_bit or model.get("quantization") == "nf4"
                 return load_model(model["source"], dtype=args.dtype, four_bit=four_bit, device=args.device)
     return _load(args)
+
+
+def _check_sources(args: argparse.Namespace, session: Any) -> None:
+    """What --intervene names must exist before the model loads (a typo fails in a second)."""
+    from lsn_explorer.core.interventions import check_sources, parse_intervention
+
+    check_sources([parse_intervention(spec) for spec in args.intervene or []], session)
 
 
 def _plans(args: argparse.Namespace, handle: Any, session: Any) -> tuple[list[Any], Any]:
@@ -335,6 +396,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise LsnError("--compare needs an intervention to compare against", "add --intervene SPEC")
     session = _session(args) if args.session else None  # generation history goes there
     try:
+        _check_sources(args, session)
         handle = _session_model(args, session)
         interventions, plan = _plans(args, handle, session)
         rows = [None, plan] if args.compare else [plan]
@@ -372,7 +434,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_ppl(args: argparse.Namespace) -> int:
-    from lsn_explorer.core.interventions import parse_intervention
+    from lsn_explorer.core.interventions import check_sources, parse_intervention
     from lsn_explorer.core.languages import parse_languages
     from lsn_explorer.core.tasks.ppl import heldout_lines, line_perplexity, ppl_change, ppxc
     from lsn_explorer.session.provenance import provenance
@@ -387,6 +449,9 @@ def cmd_ppl(args: argparse.Namespace) -> int:
         for spec in args.intervene or []:
             parse_intervention(spec)
     with _session(args) as session:
+        if args.matrix:  # the set must exist before minutes of perplexity work start
+            check_sources([parse_intervention(f"{args.set}=zero")], session)
+        _check_sources(args, session)
         handle = _session_model(args, session)
         if args.matrix:
             matrix = ppxc(handle, session, langs, template, args.corpus)
@@ -423,25 +488,33 @@ def cmd_ppl(args: argparse.Namespace) -> int:
 
 
 def _print_ppxc(matrix: Any, set_name: str, value: str) -> None:
+    """A rich table on a terminal; tab-separated values, complete, when piped or redirected
+    (rich would cut cells to an 80-column console there)."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"PPXC: rows = {set_name} neurons of i set to {value}, columns = PPL of j "
-                        "(change, relative change; diagonal in bold)")
-    table.add_column("i \\ j")
-    for j in matrix.cols:
-        table.add_column(j, justify="right")
-    for i in matrix.rows:
-        cells = []
+    cell = {(i, j): f"{matrix.delta(i, j):+.1f} ({matrix.relative(i, j):+.0%})" for i in matrix.rows for j in matrix.cols}
+    if not sys.stdout.isatty():
+        print(f"# PPXC: rows = {set_name} neurons of i set to {value}; columns = PPL of j; "
+              "cells = change (relative change); ✓ = diagonal is the row's largest relative change")
+        print("\t".join(["i \\ j", *matrix.cols]))
+        for i in matrix.rows:
+            print("\t".join([i + (" ✓" if matrix.diagonal_dominant(i) else ""), *(cell[i, j] for j in matrix.cols)]))
+        print("\t".join(["base PPL", *(f"{matrix.base[j]:.1f}" for j in matrix.cols)]))
+    else:
+        table = Table(title=f"PPXC: rows = {set_name} neurons of i set to {value}, columns = PPL of j "
+                            "(change, relative change; diagonal in bold)")
+        table.add_column("i \\ j", no_wrap=True)
         for j in matrix.cols:
-            text = f"{matrix.delta(i, j):+.1f} ({matrix.relative(i, j):+.0%})"
-            cells.append(f"[bold reverse]{text}[/]" if i == j else text)
-        table.add_row(i + (" ✓" if matrix.diagonal_dominant(i) else ""), *cells)
-    table.add_row("base PPL", *(f"{matrix.base[j]:.1f}" for j in matrix.cols), style="dim")
-    Console().print(table)
+            table.add_column(j, justify="right", no_wrap=True)
+        for i in matrix.rows:
+            cells = [f"[bold reverse]{cell[i, j]}[/]" if i == j else cell[i, j] for j in matrix.cols]
+            table.add_row(i + (" ✓" if matrix.diagonal_dominant(i) else ""), *cells)
+        table.add_row("base PPL", *(f"{matrix.base[j]:.1f}" for j in matrix.cols), style="dim")
+        Console().print(table)
+        print("✓ = the diagonal entry is the row's largest relative change")
     for i, why in matrix.skipped.items():
         print(f"row {i} skipped: {why}")
-    print("✓ = the diagonal entry is the row's largest relative change")
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -452,10 +525,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     for spec in args.intervene or []:
         parse_intervention(spec)
     if args.file:
-        path = Path(args.file)
-        if not path.is_file():
-            raise LsnError(f"text file {path} does not exist", "check the path")
-        text = path.read_text(encoding="utf-8").strip()
+        from lsn_explorer.paths import input_file
+
+        path = input_file(args.file, "text file")
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise LsnError(f"text file {path} is not UTF-8 text", "convert it to UTF-8") from None
         if not text:
             raise LsnError(f"text file {path} is empty", "give a file with some text")
         example = None
@@ -465,6 +541,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         lang = get_language(args.lang).code
         example = pick(load_examples(args.task, lang, args.data_dir, args.split), args.sample, args.task, lang)
     with _session(args) as session:
+        _check_sources(args, session)
         handle = _session_model(args, session)
         _, plan = _plans(args, handle, session)
         plans = [None, plan] if plan else [None]
@@ -496,6 +573,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_session(args: argparse.Namespace) -> int:
+    from lsn_explorer.paths import output_dir
     from lsn_explorer.session.export import export_session
     from lsn_explorer.session.store import list_sessions
 
@@ -514,7 +592,7 @@ def cmd_session(args: argparse.Namespace) -> int:
         if args.action == "export":
             if not args.out:
                 raise LsnError("no output folder", "pass --out DIR")
-            written = export_session(session, args.out)
+            written = export_session(session, output_dir(args.out))
             print(f"exported {len(written)} files to {args.out}")
             return 0
         for record in session.records():
@@ -570,6 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--tokens", type=int, default=None, help="cap on tokens per language")
     stats.add_argument("--bins", type=int, default=1024, help="histogram bins per neuron (percentile resolution)")
     stats.add_argument("--shard", default=None, help="i/n: take every n-th batch starting at i")
+    stats.add_argument("--allow-mixed", action="store_true",
+                       help="store statistics of another model/precision beside those already in the session")
     stats.add_argument("--json", action="store_true", help="print a JSON summary")
     stats.set_defaults(func=cmd_stats)
 
@@ -587,6 +667,9 @@ def build_parser() -> argparse.ArgumentParser:
     ident.add_argument("--rate", type=float, help="Act Prob 90p: share per language (default 0.00125)")
     ident.add_argument("--top-n", type=int, help="type1/type2: neurons kept (default 1000)")
     ident.add_argument("--depth", type=float, help="type1/type2: candidate share of layers (20/32, 12/32)")
+    ident.add_argument("--layers", help="type1/type2: candidate layers instead of --depth, e.g. 1-4 or 0,2,5")
+    ident.add_argument("--replace", action="store_true",
+                       help="replace a stored set even when a switched-on row in the app uses it")
     ident.add_argument("--seed", type=int, help="random / split seed (default 0)")
     ident.add_argument("--site", choices=("g", "s", "a"), help="use statistics of this site")
     ident.add_argument("--mode", choices=("consistent", "faithful"), help="use statistics of this mode")
@@ -688,6 +771,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # Paths are checked before work starts; this catches what the file system does later
+        # (a full disk, a folder removed mid-run) with the same one-line error and hint.
+        from lsn_explorer.paths import describe_os_error
+
+        error = describe_os_error(exc)
+        print(f"error: {error.message}", file=sys.stderr)
+        print(f"hint: {error.hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

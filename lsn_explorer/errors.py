@@ -43,3 +43,25 @@ class CorpusError(LsnError):
 
 class TaskFileError(LsnError):
     """A benchmark file (XNLI / XQuAD / MKQA) is missing or malformed."""
+
+
+class StatsMissing(LsnError):
+    """A method or value asked for activation statistics the session does not have."""
+
+
+class Cancelled(LsnError):
+    """The caller's cancel event was set; the run stopped and stored nothing of its own."""
+
+
+class SetInUse(LsnError):
+    """Storing a neuron set would silently replace one that a switched-on intervention uses."""
+
+    def __init__(self, message: str, hint: str, *, name: str, rows: list[str], free_name: str) -> None:
+        super().__init__(message, hint)
+        self.name = name
+        self.rows = rows  # the switched-on specs that use the set
+        self.free_name = free_name  # a name not yet taken, offered instead
+
+
+class PathError(LsnError):
+    """A file or folder the user named cannot be read or written."""

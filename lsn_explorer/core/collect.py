@@ -20,7 +20,7 @@ import torch
 
 from lsn_explorer.core.architectures import Site, mlp_module
 from lsn_explorer.core.stats import HistogramGrid, Mode, StatsAccumulator
-from lsn_explorer.errors import CorpusError, LsnError
+from lsn_explorer.errors import Cancelled, CorpusError
 
 if TYPE_CHECKING:
     from lsn_explorer.core.model import ModelHandle
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]  # (tokens done, tokens total)
 FAITHFUL_WINDOW, FAITHFUL_BATCH = 512, 4  # Mondal et al.: batches of 4 × 512 tokens
 CALIBRATION_TOKENS = 2048  # the histogram grid is set from the first batches up to this many tokens
-
-
-class Cancelled(LsnError):
-    """The caller's cancel event was set; nothing was stored."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ stores the resulting `NeuronSet` as a "neuron_set" record (the set is small: kep
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -16,40 +15,30 @@ import torch
 from lsn_explorer.core import identify as methods
 from lsn_explorer.core.analysis import eta_squared, specificity_summary
 from lsn_explorer.core.corpora import corpus_file, read_lines
+from lsn_explorer.core.methods import METHODS, PARAMS, check_method, check_params  # noqa: F401 (re-exported)
 from lsn_explorer.core.neurons import NeuronSet
-from lsn_explorer.core.stats_runs import ActivationStats, StatsMissing, load_stats
-from lsn_explorer.errors import CorpusError, LsnError
+from lsn_explorer.core.stats_runs import (ActivationStats, StatsMismatch, StatsMissing, identity_differences,
+                                          load_stats)
+from lsn_explorer.errors import Cancelled, CorpusError, LsnError
 from lsn_explorer.session.provenance import file_sha256, provenance
 
 if TYPE_CHECKING:
+    import threading
+
     from lsn_explorer.core.model import ModelHandle
     from lsn_explorer.session.store import Session
 
-METHODS: dict[str, str] = {
-    "lape": "Language activation probability entropy (Tang et al. 2024): low-entropy neurons, global top 1%",
-    "actprob90p": "Activation Probability 90p (Mondal et al. 2025): top 0.125%·L·d_ff per language",
-    "type1": "Type-1 transfer neurons (Tezuka & Inoue 2025): move states into the shared space, early layers",
-    "type2": "Type-2 transfer neurons (Tezuka & Inoue 2025): move states back out to the language, late layers",
-    "random": "Random baseline: same size and layer range as a given set, excluding it (seeded)",
-}
-
-
-def check_method(name: str) -> str:
-    if name in METHODS:
-        return name
-    close = difflib.get_close_matches(name, list(METHODS), n=2)
-    raise LsnError(f"unknown identification method {name!r}",
-                   (f"did you mean {', '.join(close)}? " if close else "") + f"methods: {', '.join(METHODS)}")
-
-
 def session_stats(session: Session, langs: Sequence[str], site: str | None = None,
                   mode: str | None = None) -> list[ActivationStats]:
-    """Statistics of every language, all of one site and mode (the newest matching records)."""
+    """Statistics of every language (the newest matching records), all of one model, precision,
+    site and mode; `StatsMismatch` names what differs otherwise."""
     found = [load_stats(session, lang, site=site, mode=mode) for lang in langs]
-    kinds = {(s.site, s.mode) for s in found}
-    if len(kinds) > 1:
-        raise StatsMissing(f"the languages' statistics mix sites/modes {sorted(kinds)}",
-                           "pass --site and --mode, or recompute the statistics with one setting")
+    first = found[0].identity or {}
+    for stats in found[1:]:
+        differences = identity_differences(first, stats.identity or {})
+        if differences:
+            raise StatsMismatch(f"the statistics of {found[0].lang} and {stats.lang} differ: {'; '.join(differences)}",
+                                "recompute them with one model setting, or choose one with --site/--mode")
     return found
 
 
@@ -69,10 +58,15 @@ def identify(
     reference: str | None = None,
     name: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[NeuronSet, int]:
-    """Run `method` and store its NeuronSet in the session; returns (set, record id)."""
+    """Run `method` and store its NeuronSet in the session; returns (set, record id).
+
+    `progress(lang, done, total)` reports the model passes of type1 / type2 (the other methods
+    take well under a second). A set `cancel` raises `Cancelled` and stores nothing.
+    """
     method = check_method(method)
-    params = dict(params or {})
+    params = check_params(method, dict(params or {}))
     corpus_spec: dict[str, Any] | None = None
     if method in ("lape", "actprob90p"):
         langs = list(langs or stats_languages(session))
@@ -102,7 +96,7 @@ def identify(
         pairs = {lang: parallel_pair(lang, folder) for lang in targets}
         corpus_spec = {lang: {"files": [str(p) for p in paths], "sha256": [file_sha256(p) for p in paths]}
                        for lang, paths in ((lang, parallel_paths(lang, folder)) for lang in targets)}
-        result = transfer_neurons(handle, method, {l: p for l, p in pairs.items()}, progress=progress, **params)
+        result = transfer_neurons(handle, method, pairs, progress=progress, cancel=cancel, **params)
     else:
         if reference is None:
             raise LsnError("the random baseline needs a reference set", "pass --reference NAME (a stored neuron set)")
@@ -110,6 +104,8 @@ def identify(
         layers = params.pop("layers", None) or ref.params.get("layers")
         result = methods.random_baseline(ref, layers=layers, **params)
         result.params["reference"] = reference
+    if cancel is not None and cancel.is_set():  # the run may have finished just as the user cancelled
+        raise Cancelled(f"{method} was cancelled", "nothing was stored; run it again")
     record = session.add("neuron_set", name or method, {"set": result.to_json()},
                          provenance(handle=handle, corpus=corpus_spec, method=method, params=result.params,
                                     seed=result.params.get("seed")))

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from lsn_explorer.core.languages import get_language
-from lsn_explorer.errors import LsnError
+from lsn_explorer.errors import LsnError, StatsMissing
 
 if TYPE_CHECKING:
     import torch
@@ -281,6 +281,56 @@ def apply_write(proxy: Any, write: LayerWrite, last_position: torch.Tensor | Non
     proxy[..., index] = current * mult + add
 
 
+def check_sources(interventions: Sequence[Intervention], session: Session | None,
+                  shape: tuple[int, int] | None = None) -> None:
+    """Check, without torch or a model, that what the interventions name exists: the stored sets
+    and their languages, the statistics a percentile/mean value needs, and (given the model's
+    `shape` = (n_layers, d_ff)) that typed neurons fit. Commands call this before loading a
+    model so a typo fails at once, not after minutes of work; `resolve` checks everything again.
+    """
+    for iv in interventions:
+        if iv.source == "list":
+            if shape is not None:
+                n_layers, d_ff = shape
+                for layer, index in iv.neurons:
+                    if layer >= n_layers or index >= d_ff:
+                        raise InterventionError(f"{iv.spec}: neuron {layer}.{index} is not in this model",
+                                                f"this model has layers 0–{n_layers - 1}, neurons 0–{d_ff - 1}")
+        elif session is None:
+            raise InterventionError(f"neuron set {iv.source!r} lives in a session, and none is open",
+                                    "pass --session, or give the neurons as a list like 3.17,5.200=zero")
+        else:
+            _check_stored_set(iv, session, shape)
+        if iv.value in STAT_VALUES and iv.lang is not None:
+            site, mode = ("g", "faithful") if iv.mode == "faithful" else (iv.site, "consistent")
+            have = session.records("stats", iv.lang) if session is not None else []
+            if not any(r.payload.get("site") == site and r.payload.get("mode") == mode for r in have):
+                flags = " --mode faithful" if mode == "faithful" else f" --site {site}"
+                name = session.name if session is not None else "S"
+                raise StatsMissing(f"{iv.spec}: value {iv.value} needs {iv.lang}'s activation statistics "
+                                   f"({mode}, site {site}), and the session has none",
+                                   f"run `lsn-explorer stats --session {name} --langs {iv.lang}{flags}` first")
+
+
+def _check_stored_set(iv: Intervention, session: Session, shape: tuple[int, int] | None) -> None:
+    if iv.source.startswith("#"):
+        record = next((r for r in session.records("neuron_set") if r.id == int(iv.source[1:])), None)
+    else:
+        record = session.latest("neuron_set", iv.source)
+    if record is None:
+        stored = sorted({r.name for r in session.records("neuron_set")})
+        raise InterventionError(f"session {session.name!r} has no neuron set {iv.source!r}",
+                                f"stored sets: {', '.join(stored) or 'none yet (identify neurons first)'}")
+    data = record.payload.get("set", {})
+    langs = list(data.get("neurons", {}))
+    if iv.lang is not None and iv.lang not in langs:
+        raise InterventionError(f"neuron set {iv.source!r} has no neurons for {iv.lang}",
+                                f"its languages: {', '.join(langs) or 'none'}")
+    if shape is not None and (data.get("n_layers"), data.get("d_ff")) != shape:
+        raise InterventionError(f"neuron set {iv.source!r} was found on a {data.get('n_layers')}×{data.get('d_ff')} "
+                                f"model, this one is {shape[0]}×{shape[1]}", "identify neurons on this model first")
+
+
 def resolve(interventions: Sequence[Intervention], handle: ModelHandle, session: Session | None = None) -> EditPlan:
     """Look up neurons and values for each intervention and compile them for `handle`'s model.
 
@@ -301,7 +351,7 @@ def _edit(iv: Intervention, handle: ModelHandle, session: Session | None) -> Edi
                                 "use site s")
     if iv.source == "list":
         pairs = validate_pairs(torch.tensor(iv.neurons, dtype=torch.long).reshape(-1, 2), handle.n_layers,
-                               handle.d_ff)
+                               handle.d_ff, typed=True)
     else:
         pairs = _set_pairs(iv, _neuron_set(iv.source, handle, session))
     layer, index = pairs[:, 0].contiguous(), pairs[:, 1].contiguous()

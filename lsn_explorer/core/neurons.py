@@ -114,17 +114,24 @@ class NeuronSet:
         return langs
 
 
-def validate_pairs(pairs: torch.Tensor, n_layers: int, d_ff: int, lang: str = "") -> torch.Tensor:
-    """Check (layer, index) pairs fit the model; return them sorted and unique."""
+def validate_pairs(pairs: torch.Tensor, n_layers: int, d_ff: int, lang: str = "", *,
+                   typed: bool = False) -> torch.Tensor:
+    """Check (layer, index) pairs fit the model; return them sorted and unique.
+
+    `typed`: the pairs were typed by the user (a `3.17,5.200` list), not read from a stored set,
+    so the hint names the valid ranges instead of blaming another model."""
     where = f" ({lang})" if lang else ""
+    what = "the neuron list" if typed else "neuron set"
+    ranges = f"layers 0–{n_layers - 1}, neurons 0–{d_ff - 1}"
     if pairs.numel() and (pairs < 0).any():
-        raise NeuronSetError(f"negative layer or neuron index in neuron set{where}", "indices start at 0")
+        raise NeuronSetError(f"negative layer or neuron index in {what}{where}", "indices start at 0")
     if pairs.numel() and int(pairs[:, 0].max()) >= n_layers:
         raise NeuronSetError(f"layer {int(pairs[:, 0].max())} is beyond the model's {n_layers} layers{where}",
-                             "the neuron set was made for a different model")
+                             f"this model has {ranges}" if typed else "the neuron set was made for a different model")
     if pairs.numel() and int(pairs[:, 1].max()) >= d_ff:
         raise NeuronSetError(f"neuron index {int(pairs[:, 1].max())} is beyond d_ff = {d_ff}{where}",
-                             "indices must be below d_ff; the neuron set was made for a different model")
+                             f"this model has {ranges}" if typed
+                             else "indices must be below d_ff; the neuron set was made for a different model")
     flat = torch.unique(pairs[:, 0] * d_ff + pairs[:, 1])
     return torch.stack([flat // d_ff, flat % d_ff], -1) if flat.numel() else pairs.new_zeros((0, 2))
 

@@ -21,7 +21,7 @@ import torch
 from lsn_explorer.core.collect import FAITHFUL_BATCH, FAITHFUL_WINDOW, collect_stats, model_context, plan_batches
 from lsn_explorer.core.corpora import read_lines
 from lsn_explorer.core.stats import Mode, StatsAccumulator
-from lsn_explorer.errors import CorpusError, LsnError
+from lsn_explorer.errors import CorpusError, LsnError, StatsMissing
 from lsn_explorer.session.provenance import file_sha256, model_provenance, provenance
 
 if TYPE_CHECKING:
@@ -32,8 +32,26 @@ LangProgress = Callable[[str, int, int], None]  # (lang, tokens done, tokens tot
 DEFAULT_WINDOW, DEFAULT_BATCH = 512, 4
 
 
-class StatsMissing(LsnError):
-    """Identification asked for statistics the session does not have."""
+class StatsMismatch(LsnError):
+    """Statistics of different models, precisions, sites or modes would be mixed."""
+
+
+# What must agree between statistics that are compared or combined: a LAPE set from nf4 and fp32
+# statistics (or from two checkpoints) is not a result of either.
+IDENTITY_MODEL_KEYS = ("source", "fingerprint", "revision", "quantization", "dtype")
+
+
+def stats_identity(model: dict[str, Any] | None, site: str, mode: str) -> dict[str, Any]:
+    """The part of a stats record that must agree with the others it is used with."""
+    model = model or {}
+    return {**{k: model.get(k) for k in IDENTITY_MODEL_KEYS}, "site": site, "mode": mode}
+
+
+def identity_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """`quantization nf4 vs None`-style lines for every key where two identities differ."""
+    shown = {"fingerprint": "checkpoint files", "revision": "revision"}
+    return [f"{shown.get(k, k)} {a.get(k) if k not in shown else str(a.get(k))[:12]} vs "
+            f"{b.get(k) if k not in shown else str(b.get(k))[:12]}" for k in a if a.get(k) != b.get(k)]
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,7 @@ class ActivationStats:
     values: dict[str, torch.Tensor]
     corpus: dict[str, Any] | None = None  # the stats record's corpus provenance
     record: int | None = None
+    identity: dict[str, Any] | None = None  # model, precision, site, mode (`stats_identity`)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -62,13 +81,27 @@ class StatsSettings:
     max_tokens: int | None = None
     bins: int = 1024
 
+    def __post_init__(self) -> None:
+        # Checked at construction, before any model work: a bad value must not be silently
+        # replaced by a default (a window of 0 used to become 512) or ignored (a negative cap).
+        for name, value, low in (("window", self.window, 1), ("batch_size", self.batch_size, 1),
+                                 ("max_tokens", self.max_tokens, 1), ("bins", self.bins, 2)):
+            if value is not None and (not isinstance(value, int) or value < low):
+                flag = {"max_tokens": "--tokens", "batch_size": "--batch-size"}.get(name, f"--{name}")
+                raise LsnError(f"{name} {value} is out of range: it must be a whole number ≥ {low}",
+                               f"e.g. {flag} {({'window': 512, 'batch_size': 4, 'max_tokens': 20000, 'bins': 1024})[name]}")
+        if self.site not in ("g", "s", "a"):
+            raise LsnError(f"unknown site {self.site!r}", "sites: g (gate pre-activation), s (activation), a (down input)")
+        if self.mode not in ("consistent", "faithful"):
+            raise LsnError(f"unknown statistics mode {self.mode!r}", "modes: consistent, faithful")
+
     def resolved(self, handle: ModelHandle) -> "StatsSettings":
         """Fill in defaults and apply the faithful mode's fixed choices (g, 4 × 512)."""
         context = model_context(handle)
         window, batch, site = self.window, self.batch_size, self.site
         if self.mode == "faithful":
             site, window, batch = "g", window or FAITHFUL_WINDOW, FAITHFUL_BATCH
-        window = window or DEFAULT_WINDOW
+        window = window if window is not None else DEFAULT_WINDOW
         if context is not None and window > context:
             if self.window is not None:
                 raise LsnError(f"window {window} is longer than the model's context ({context} tokens)",
@@ -94,13 +127,18 @@ def compute_stats(
     progress: LangProgress | None = None,
     cancel: threading.Event | None = None,
     warn: Callable[[str], None] | None = None,
+    allow_mixed: bool = False,
 ) -> list[dict[str, Any]]:
     """Collect statistics for each language in `corpora` (lang → text file) into `session`.
 
     Returns one summary per language: lang, tokens, skipped (already in the session) and the
-    record id. Languages finished before a failure or cancel stay stored.
+    record id. Languages finished before a failure or cancel stay stored. Statistics of another
+    model, revision, dtype or quantisation than those already in the session are refused
+    (`StatsMismatch`) unless `allow_mixed`; other sites and modes sit side by side.
     """
     settings = settings.resolved(handle)
+    if not allow_mixed:
+        check_same_model(session, handle)
     kind = "stats_shard" if shard else "stats"
     summaries = []
     for lang, path in corpora.items():
@@ -135,6 +173,18 @@ def compute_stats(
         record = session.add(kind, lang, payload, prov)
         summaries.append({"lang": lang, "tokens": acc.tokens, "skipped": False, "record": record.id})
     return summaries
+
+
+def check_same_model(session: Session, handle: ModelHandle) -> None:
+    """Refuse statistics of this model when the session holds some of a different one."""
+    mine = stats_identity(model_provenance(handle), "", "")
+    for record in session.records("stats") + session.records("stats_shard"):
+        theirs = stats_identity(record.provenance.get("model"), "", "")
+        differences = identity_differences(theirs, mine)
+        if differences:
+            raise StatsMismatch(f"the session already has statistics of another model setting "
+                                f"({record.name}, record {record.id}: {'; '.join(differences)})",
+                                "use a new session for this model, or pass --allow-mixed to keep both")
 
 
 def _finalized(session: Session, acc: StatsAccumulator, mode: str) -> dict[str, Any]:
@@ -183,4 +233,6 @@ def load_stats(session: Session, lang: str, *, site: str | None = None, mode: st
     record = candidates[-1]
     values = session.get_tensors(record.payload["artifact"])
     return ActivationStats(lang, record.payload["site"], record.payload["mode"], record.payload["tokens"], values,
-                           record.provenance.get("corpus"), record.id)
+                           record.provenance.get("corpus"), record.id,
+                           stats_identity(record.provenance.get("model"), record.payload["site"],
+                                          record.payload["mode"]))

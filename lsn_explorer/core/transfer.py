@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING, Callable, Literal, Sequence
 import torch
 
 from lsn_explorer.core.architectures import layer_modules, mlp_module
+from lsn_explorer.core.methods import format_layers
 from lsn_explorer.core.neurons import NeuronSet
-from lsn_explorer.errors import LsnError
+from lsn_explorer.errors import Cancelled, LsnError
 
 if TYPE_CHECKING:
+    import threading
+
     from lsn_explorer.core.model import ModelHandle
 
 TransferType = Literal["type1", "type2"]
@@ -31,9 +34,20 @@ TransferType = Literal["type1", "type2"]
 TYPE1_DEPTH, TYPE2_DEPTH = 20 / 32, 12 / 32
 
 
-def candidate_layers(kind: TransferType, n_layers: int, fraction: float | None = None) -> list[int]:
-    """Type-1: the first `fraction` of layers; Type-2: the last `fraction`."""
+def candidate_layers(kind: TransferType, n_layers: int, fraction: float | None = None,
+                     layers: Sequence[int] | None = None) -> list[int]:
+    """Type-1: the first `fraction` of layers; Type-2: the last `fraction`; or exactly `layers`."""
+    if layers is not None:
+        chosen = sorted(set(int(layer) for layer in layers))
+        if not chosen or chosen[0] < 0 or chosen[-1] >= n_layers:
+            raise LsnError(f"candidate layers {format_layers(chosen) or 'none'} are outside the model's "
+                           f"layers 0–{n_layers - 1}", f"choose layers between 0 and {n_layers - 1}, e.g. 1-{n_layers - 1}")
+        if fraction is not None:
+            raise LsnError("both a depth share and explicit layers were given", "give one of them")
+        return chosen
     share = fraction if fraction is not None else (TYPE1_DEPTH if kind == "type1" else TYPE2_DEPTH)
+    if not 0 < share <= 1:
+        raise LsnError(f"depth {share} is not a share of the layers", "give a number in (0, 1], e.g. 0.625")
     count = max(1, min(n_layers, round(share * n_layers)))
     return list(range(count)) if kind == "type1" else list(range(n_layers - count, n_layers))
 
@@ -47,9 +61,13 @@ class LastTokenStates:
     a: torch.Tensor
 
 
-def last_token_states(handle: ModelHandle, sentences: Sequence[str], *, batch_size: int = 16,
-                      progress: Callable[[int, int], None] | None = None) -> LastTokenStates:
-    """Run the model over `sentences` (left-padded batches) and keep last-token states."""
+def last_token_states(handle: ModelHandle, sentences: Sequence[str], *, batch_size: int = 64,
+                      progress: Callable[[int, int], None] | None = None,
+                      cancel: threading.Event | None = None) -> LastTokenStates:
+    """Run the model over `sentences` (left-padded batches) and keep last-token states.
+
+    `progress(done, total)` after each batch; a set `cancel` stops between batches (`Cancelled`).
+    """
     from lsn_explorer.core.backend import site_proxy
 
     if not sentences:
@@ -57,6 +75,8 @@ def last_token_states(handle: ModelHandle, sentences: Sequence[str], *, batch_si
     wrapped, arch, d_ff = handle.wrapped, handle.arch, handle.d_ff
     hs, rs, as_ = [], [], []
     for start in range(0, len(sentences), batch_size):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("transfer-neuron scoring was cancelled", "nothing was stored; run it again")
         chunk = list(sentences[start:start + batch_size])
         inputs = handle.tokenizer(chunk, return_tensors="pt", padding=True).to(handle.device)
         h_rows, r_rows, a_rows = [], [], []
@@ -125,29 +145,43 @@ def transfer_neurons(
     *,
     top_n: int = 1000,
     depth: float | None = None,
+    layers: Sequence[int] | None = None,
     test_share: float = 0.2,
     seed: int = 0,
-    batch_size: int = 16,
+    batch_size: int = 64,
     progress: Callable[[str, int, int], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> NeuronSet:
     """Type-1 or Type-2 neurons for each L2 in `pairs` (L2 → (English lines, L2 lines), aligned).
 
     The top `top_n` neurons by score over the candidate layers (global, not per layer) are kept;
     scores use the training split of the sentences, and the split is recorded in the params.
+    Candidate layers are `layers` when given, else the `depth` share (SCIENCE.md §8).
+    `progress(lang, done, total)` counts sentences run through the model ("en" for the English
+    side); a set `cancel` stops between batches with `Cancelled`.
     """
-    layers = candidate_layers(kind, handle.n_layers, depth)
+    if top_n < 1:
+        raise LsnError(f"top_n {top_n} keeps no neuron", "give a positive count, e.g. --top-n 1000")
+    layers = candidate_layers(kind, handle.n_layers, depth, layers)
     top_n = min(top_n, len(layers) * handle.d_ff)
     weights = {layer: down_weight(handle, layer) for layer in layers}
     neurons, scores, splits = {}, {}, {}
+    english: dict[tuple[str, ...], LastTokenStates] = {}  # one English pass serves every L2 with the same lines
     for lang, (en_lines, l2_lines) in pairs.items():
         if len(en_lines) != len(l2_lines):
             raise LsnError(f"{lang}: {len(en_lines)} English lines but {len(l2_lines)} {lang} lines",
                            "parallel files must be line-aligned")
         train, test = split_indices(len(l2_lines), test_share, seed)
         report = (lambda done, total, lang=lang: progress(lang, done, total)) if progress else None
-        l2 = last_token_states(handle, [l2_lines[i] for i in train], batch_size=batch_size, progress=report)
+        l2 = last_token_states(handle, [l2_lines[i] for i in train], batch_size=batch_size, progress=report,
+                               cancel=cancel)
         if kind == "type1":
-            en = last_token_states(handle, [en_lines[i] for i in train], batch_size=batch_size)
+            en_train = tuple(en_lines[i] for i in train)
+            if en_train not in english:
+                report_en = (lambda done, total: progress("en", done, total)) if progress else None
+                english[en_train] = last_token_states(handle, en_train, batch_size=batch_size, progress=report_en,
+                                                      cancel=cancel)
+            en = english[en_train]
             centroids = ((en.h + l2.h) / 2).mean(0)  # [L, d]
         else:
             centroids = l2.h.mean(0)

@@ -12,6 +12,7 @@ and `cancel` (a plain `threading.Event`) and are meant to run off the UI thread.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, available_languages, corpus_file
 from lsn_explorer.core.interventions import Intervention, parse_intervention
 from lsn_explorer.core.languages import get_language, language_table
-from lsn_explorer.errors import LsnError
+from lsn_explorer.core.methods import METHODS, editable_defaults
+from lsn_explorer.errors import LsnError, SetInUse
 from lsn_explorer.session.store import Record, Session
 
 if TYPE_CHECKING:
@@ -32,14 +34,8 @@ if TYPE_CHECKING:
     from lsn_explorer.core.tasks.scoring import SampleScore
 
 STATE_KIND = "workbench"
-METHOD_PARAMS: dict[str, dict[str, float | int]] = {
-    # Defaults of each identification method's editable parameters (core/identify.py, transfer.py).
-    "lape": {"top_rate": 0.01, "filter_rate": 0.95, "bar_ratio": 0.95},
-    "actprob90p": {"rate": 0.00125},
-    "type1": {"top_n": 1000},
-    "type2": {"top_n": 1000},
-    "random": {"seed": 0},
-}
+# Each method's editable parameters and defaults, from the one registry (core/methods.py).
+METHOD_PARAMS: dict[str, dict[str, Any]] = {method: editable_defaults(method) for method in METHODS}
 HISTORY_KINDS: tuple[str, ...] = ("generation", "score")
 
 
@@ -206,21 +202,40 @@ class Workbench:
     # -- neurons -------------------------------------------------------------------------------
     def identify(self, method: str, params: dict[str, Any], *, name: str | None = None,
                  reference: str | None = None, progress: Callable[[str, int, int], None] | None = None,
-                 ) -> NeuronSetSummary:
-        """Run an identification method over the chosen languages and store the set."""
-        from lsn_explorer.core.identification import identify, stats_languages
+                 cancel: threading.Event | None = None, replace: bool = False) -> NeuronSetSummary:
+        """Run an identification method over the chosen languages and store the set.
 
+        `progress(lang, done, total)` and `cancel` reach the method (a cancelled run stores
+        nothing). A set that a switched-on row uses is never replaced silently: unless `replace`,
+        that raises `SetInUse`, which offers a free name.
+        """
+        from lsn_explorer.core.identification import check_params, identify, stats_languages
+
+        name = name or method
+        params = check_params(method, params)
+        self.check_replace(name, replace)
         langs = self.state.languages
         if method in ("lape", "actprob90p"):
             have = set(stats_languages(self.session))
             missing = [lang for lang in langs if lang not in have]
             if missing:
                 raise LsnError(f"no activation statistics for {', '.join(missing)}",
-                               "compute statistics in the Languages panel first")
+                               "compute statistics in the Languages panel first (Ctrl+T there)")
+        if method == "random" and reference is None:
+            raise LsnError("the random baseline needs a reference set", "choose a stored set under 'reference'")
         _, record = identify(self.session, method, langs=langs, params=params, handle=self.handle,
-                             corpus_dir=self.corpus_dir, reference=reference, name=name or method,
-                             progress=progress)
-        return self.neuron_summary(name or method)
+                             corpus_dir=self.corpus_dir, reference=reference, name=name,
+                             progress=progress, cancel=cancel)
+        return self.neuron_summary(name)
+
+    def check_replace(self, name: str, replace: bool = False) -> None:
+        """Raise `SetInUse` when storing a set called `name` would change a switched-on row."""
+        using = rows_using(self.state.rows, name)
+        if using and not replace:
+            free = free_set_name(name, self.neuron_set_names())
+            raise SetInUse(f"neuron set {name!r} is used by the switched-on row {', '.join(using)}",
+                           f"save the new set as {free!r}, or switch the row off first",
+                           name=name, rows=using, free_name=free)
 
     def neuron_set_names(self) -> list[str]:
         """Stored neuron set names, newest first (a name's newest record is the set it means)."""
@@ -273,11 +288,16 @@ class Workbench:
         self.save_state()
 
     def check_spec(self, spec: str) -> Intervention:
-        """Parse a spec and, once a model is loaded, resolve it so bad sources show up now."""
-        from lsn_explorer.core.interventions import resolve
+        """Parse a spec and check what it names (stored set, language, statistics, neuron range)
+        at once, so a bad row is refused when it is typed, not when it is switched on."""
+        from lsn_explorer.core.interventions import check_sources
 
         intervention = parse_intervention(spec)
+        shape = (self.handle.n_layers, self.handle.d_ff) if self.handle is not None else None
+        check_sources([intervention], self.session, shape)
         if self.handle is not None:
+            from lsn_explorer.core.interventions import resolve
+
             resolve([intervention], self.handle, self.session)
         return intervention
 
@@ -363,6 +383,28 @@ class _Rate:
         return StatsProgress(lang, done, total, speed, eta)
 
 
+def rows_using(rows: Sequence[SwitchRow], name: str) -> list[str]:
+    """Specs of the switched-on rows whose neurons come from the stored set `name`."""
+    using = []
+    for row in rows:
+        if row.enabled:
+            try:
+                source = parse_intervention(row.spec).source
+            except LsnError:
+                continue
+            if source == name:
+                using.append(row.spec)
+    return using
+
+
+def free_set_name(name: str, taken: Sequence[str]) -> str:
+    """`name-2`, `name-3`, ...: the first not among `taken`."""
+    number = 2
+    while f"{name}-{number}" in taken:
+        number += 1
+    return f"{name}-{number}"
+
+
 def _parse_neuron(text: str) -> tuple[int, int]:
     layer, dot, neuron = text.strip().partition(".")
     if not dot or not layer.isdigit() or not neuron.isdigit():
@@ -400,22 +442,22 @@ def _score_line(row: dict[str, Any]) -> str:
 
 
 def parse_params(method: str, text: str) -> dict[str, Any]:
-    """`key=value key=value` → parameters of `method`, numbers typed like the defaults."""
+    """`key=value key=value` → parameters of `method`, checked against the method registry."""
+    from lsn_explorer.core.methods import check_params
+
     defaults = METHOD_PARAMS.get(method)
     if defaults is None:
         raise LsnError(f"unknown method {method!r}", f"methods: {', '.join(METHOD_PARAMS)}")
     params: dict[str, Any] = {}
-    for item in text.replace(",", " ").split():
-        key, eq, value = item.partition("=")
+    # Items are separated by spaces, or by commas before the next key (`layers=1-4,7` keeps its comma).
+    for item in filter(None, re.split(r"\s+|,(?=\s*[A-Za-z_]\w*=)", text.strip().rstrip(","))):
+        key, eq, value = item.strip(",").partition("=")
         if not eq or key not in defaults:
             raise LsnError(f"bad parameter {item!r} for {method}",
                            f"write key=value with keys {', '.join(defaults)}")
-        try:
-            params[key] = type(defaults[key])(value)
-        except ValueError:
-            raise LsnError(f"{key}={value!r} is not a number", f"e.g. {key}={defaults[key]}") from None
-    return params
+        params[key] = value
+    return check_params(method, params)
 
 
 def format_params(method: str) -> str:
-    return " ".join(f"{k}={v}" for k, v in METHOD_PARAMS[method].items())
+    return " ".join(f"{k}={v}" for k, v in METHOD_PARAMS[method].items() if v is not None)

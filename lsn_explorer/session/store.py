@@ -99,7 +99,14 @@ class Session:
         """
         if not name or "/" in name or name.startswith(".") or name != name.strip():
             raise SessionError(f"invalid session name {name!r}", "use letters, digits, - and _")
-        folder = (Path(root) if root is not None else default_root()) / name
+        store = Path(root) if root is not None else default_root()
+        if store.exists() and not store.is_dir():
+            raise SessionError(f"the session store {store} is a file, not a folder",
+                               "pass --sessions-dir FOLDER (or set LSN_SESSIONS_DIR to a folder)")
+        folder = store / name
+        if folder.exists() and not folder.is_dir():
+            raise SessionError(f"session {name!r} is a file ({folder}), not a session folder",
+                               "move that file away, or use another session name")
         db_path = folder / DB_NAME
         if not db_path.exists():
             if not create:
@@ -108,8 +115,12 @@ class Session:
                                    f"`lsn-explorer stats --session {name} --langs ...`")
         else:
             _check_version(db_path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / ARTIFACTS).mkdir(exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / ARTIFACTS).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise SessionError(f"cannot create the session folder {folder}: {exc.strerror or exc}",
+                               "choose a --sessions-dir you may write to") from None
         # check_same_thread=False: the TUI writes records from its model worker thread while the UI
         # thread reads; the sqlite3 module is built serialized (threadsafety 3), so sharing is safe.
         connection = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)

@@ -56,7 +56,7 @@ def test_stats_identify_show_export_flow(capsys, tiny_checkpoints, tmp_path, cor
     assert json.loads(out)[0]["skipped"]
     sessions = ["--sessions-dir", tmp_path / "sessions", "--session", "t"]
     code, out, _ = run(capsys, "identify", *sessions, "--method", "lape", "--top-rate", "0.1")
-    assert code == 0 and "lape:" in out and "per layer" in out
+    assert code == 0 and "lape (LAPE):" in out and "per layer" in out
     code, out, err = run(capsys, "identify", *sessions, "--method", "actprob90p")
     assert code == 0 and "≈ 0.10" in err
     code, out, _ = run(capsys, "identify", *sessions, "--method", "random", "--reference", "lape", "--seed", "4")

@@ -9,6 +9,7 @@ import torch
 
 from lsn_explorer.core.identify import actprob90p, lape, random_baseline
 from lsn_explorer.core.neurons import NeuronSet
+from lsn_explorer.errors import LsnError
 
 LANGS = ["en", "zh", "hi", "ja"]
 
@@ -100,3 +101,27 @@ def test_random_baseline_same_size_and_layers_disjoint_seeded():
     assert len(a.neurons["zh"]) == 4
     assert not a.as_set("zh") & ref.as_set("zh")
     assert all(1 <= layer <= 3 for layer, _ in a.as_set("zh"))
+
+
+def test_random_baseline_matches_the_reference_per_language_and_layer():
+    # Regression: the old baseline matched per-language counts only (fr: 10 in layer 0 of the
+    # reference, 1 in the random set). Users compare against a draw with the same count per layer.
+    g = torch.Generator().manual_seed(0)
+    layers = torch.tensor([0] * 10 + [1] * 2 + [4] * 7)
+    ref = NeuronSet("lape", {}, 6, 40, {
+        "fr": torch.stack([layers, torch.randperm(40, generator=g)[: len(layers)]], -1),
+        "zh": torch.tensor([[2, 1], [2, 5], [5, 0]]),
+    })
+    for seed in range(5):
+        got = random_baseline(ref, seed=seed)
+        for lang in ("fr", "zh"):
+            assert got.per_layer(lang) == ref.per_layer(lang), (seed, lang)
+            assert not got.as_set(lang) & ref.as_set(lang)
+            assert len(got.as_set(lang)) == len(ref.neurons[lang])  # no neuron drawn twice
+    assert random_baseline(ref, seed=3).as_set("fr") != random_baseline(ref, seed=4).as_set("fr")
+
+
+def test_random_baseline_refuses_a_layer_with_too_few_free_neurons():
+    ref = NeuronSet("lape", {}, 2, 4, {"zh": torch.tensor([[0, 0], [0, 1], [0, 2]])})
+    with pytest.raises(LsnError, match="layer 0 has only 1"):
+        random_baseline(ref)

@@ -60,3 +60,23 @@ def test_neuron_text_must_be_layer_dot_index(tmp_path):
     bench = Workbench.open("s", tmp_path)
     with pytest.raises(LsnError, match="not a neuron"):
         bench.neuron_profile("3:17")
+
+
+@pytest.mark.parametrize("method, text, message", [
+    # Regression (issue 11.4): out-of-range values were accepted and stored.
+    ("lape", "top_rate=2", "out of range"),
+    ("lape", "top_rate=-1", "out of range"),
+    ("lape", "top_rate=0", "out of range"),
+    ("lape", "filter_rate=1", "out of range"),
+    ("actprob90p", "rate=-0.5", "out of range"),
+    ("type1", "top_n=0", "out of range"),
+    ("type1", "top_n=2.5", "not a number"),
+    ("type2", "layers=a-b", "bad layer list"),
+])
+def test_parse_params_refuses_out_of_range_values(method, text, message):
+    with pytest.raises(LsnError, match=message):
+        parse_params(method, text)
+
+
+def test_parse_params_reads_candidate_layers():
+    assert parse_params("type1", "top_n=200, layers=1-3,5") == {"top_n": 200, "layers": [1, 2, 3, 5]}
