@@ -18,6 +18,10 @@ from lsn_explorer import __version__
 from lsn_explorer.errors import LsnError
 
 DEMO_LANGS = ("en", "zh", "hi")  # the three languages `demo run` continues
+# Tokens per language when `stats` runs on the demo model without --tokens: enough for stable
+# LAPE sets on the demo corpus (the science tests use 4,000), and the README workflow stays
+# within minutes on 2 CPU cores. Real models use the whole corpus unless --tokens says otherwise.
+DEMO_TOKENS = 20_000
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -162,6 +166,16 @@ def _corpora(langs: list[str], sources: list[str] | None, sessions_dir: str | No
     return {lang: files[lang] for lang in langs}
 
 
+def _token_cap(text: str) -> int | str:
+    """`--tokens N` or `--tokens all`; range checks happen in StatsSettings (one message)."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or `all`") from None
+
+
 def _shard(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -194,8 +208,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for path in corpora.values():
         read_lines(path)  # every file readable and non-empty before anything is computed or written
     shard = _shard(args.shard)
+    max_tokens = None if args.tokens == "all" else args.tokens
+    if args.tokens is None and args.model is None:
+        max_tokens = DEMO_TOKENS
+        print(f"note: demo model: statistics over the first {DEMO_TOKENS:,} tokens per language "
+              "(--tokens N or --tokens all to change)", file=sys.stderr)
     settings = StatsSettings(site=args.site, mode=args.mode, window=args.window, batch_size=args.batch_size,
-                             max_tokens=args.tokens, bins=args.bins)  # checked here, before the model loads
+                             max_tokens=max_tokens, bins=args.bins)  # checked here, before the model loads
     handle = _load(args)
     settings = settings.resolved(handle)
     columns = (TextColumn("{task.description:>4}"), BarColumn(), TextColumn("{task.completed:>9,.0f} tok"),
@@ -645,7 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--mode", default="consistent", choices=("consistent", "faithful"))
     stats.add_argument("--window", type=int, default=None, help="tokens per window (default min(512, context))")
     stats.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
-    stats.add_argument("--tokens", type=int, default=None, help="cap on tokens per language")
+    stats.add_argument("--tokens", type=_token_cap, default=None,
+                       help=f"cap on tokens per language, or `all` (default: all; {DEMO_TOKENS:,} on the demo model)")
     stats.add_argument("--bins", type=int, default=1024, help="histogram bins per neuron (percentile resolution)")
     stats.add_argument("--shard", default=None, help="i/n: take every n-th batch starting at i")
     stats.add_argument("--allow-mixed", action="store_true",

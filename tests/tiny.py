@@ -34,6 +34,11 @@ CLASSIFIER_CLASSES = {
     "phi3": "Phi3ForSequenceClassification",
     "gpt2": "GPT2ForSequenceClassification",
 }
+# Sizes for 4-bit (NF4) tests. The shared tiny models (hidden 32, d_ff 48) are below what
+# bitsandbytes' CPU kernels take: every quantised layer needs in_features a multiple of the block
+# size (64) and out_features a multiple of 32 (see `CPU_4BIT_ROWS` in lsn_explorer/core/model.py).
+# With 4 heads of 16 and 2 KV heads, q/k/v/o and the MLP all fit.
+FOUR_BIT_SIZES = {"hidden_size": 64, "intermediate_size": 128}
 ALPHABET = "abcdefghijklmnopqrstuvwxyz .,"
 PAD_ID = len(ALPHABET) + 1  # "<eos>", which the tiny tokenizer also pads with
 
@@ -76,9 +81,9 @@ def tiny_model(family: str, seed: int = 0, *, model_class: str | None = None, **
     return model
 
 
-def save_tiny_checkpoint(family: str, folder: Path) -> Path:
+def save_tiny_checkpoint(family: str, folder: Path, **config_overrides) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    tiny_model(family).save_pretrained(folder)
+    tiny_model(family, **config_overrides).save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     return folder
 

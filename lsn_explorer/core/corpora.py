@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal
 
+from lsn_explorer.assets import DEMO_CORPUS_DIR
 from lsn_explorer.core.languages import Language, get_language
 from lsn_explorer.errors import CorpusError
 
-DEMO_CORPUS_DIR = Path(__file__).resolve().parents[2] / "assets" / "corpus"
 HELDOUT_EVERY = 10  # every tenth line (10 %) is held out
 Split = Literal["all", "train", "heldout"]
 

@@ -11,12 +11,11 @@ import difflib
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
+from lsn_explorer.assets import LANGUAGES_TOML as LANGUAGES_FILE
 from lsn_explorer.errors import LanguageError
 
-LANGUAGES_FILE = Path(__file__).resolve().parents[2] / "assets" / "languages.toml"
 Dataset = Literal["flores", "tatoeba", "xnli", "xquad", "mkqa"]
 DATASETS: tuple[str, ...] = ("flores", "tatoeba", "xnli", "xquad", "mkqa")
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from lsn_explorer.assets import ASSETS_DIR, DEMO_MODEL_DIR
 from lsn_explorer.core.architectures import Architecture, architecture_for, check_paths, d_ff, n_layers
 from lsn_explorer.errors import LsnError, ModelLoadError
 
@@ -29,9 +30,14 @@ DType = Literal["auto", "float32", "bfloat16", "float16"]
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
-DEMO_MODEL_DIR = ASSETS_DIR / "demo-model"
+# bitsandbytes 0.50's CPU kernels assume each quantisation block (64 weights) lies inside one
+# weight row. On a CPU with AVX512-BF16 the first forward repacks every 4-bit weight in tiles of 32
+# output rows (`_convert_weight_packed_for_cpu`, block_n=32) and reshapes the block scales to
+# [out, in / blocksize]; other shapes crash there. Without that feature the dequantisation kernel
+# reads the scales the same way and, for an even in_features that is not a multiple of the block
+# size, silently returns wrong weights (checked against bitsandbytes' pure-PyTorch dequantiser).
+# Both conditions are required on every CPU, so a checkpoint that loads on one machine loads on all.
+CPU_4BIT_ROWS = 32
 
 Head = Literal["lm", "classifier"]
 
@@ -150,7 +156,8 @@ def load_model(
 
     Raises:
         ModelLoadError: missing path, folder without a checkpoint, hub id unreachable offline,
-            4-bit without bitsandbytes, or a checkpoint the libraries cannot read.
+            4-bit without bitsandbytes, a checkpoint the libraries cannot read, or 4-bit on CPU
+            for a model whose layer shapes bitsandbytes' CPU kernels cannot run.
         UnsupportedArchitecture: a model family without a row in the architecture table, or a
             head class that keeps the decoder blocks somewhere else.
     """
@@ -167,8 +174,7 @@ def load_model(
     if not sys.stderr.isatty():
         # Loading bars are for people watching a terminal; in logs and pipes they are noise.
         hf_logging.disable_progress_bar()
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     torch_dtype = _torch_dtype(dtype, device)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if four_bit:
@@ -183,6 +189,8 @@ def load_model(
             "check that the folder holds a complete Hugging Face checkpoint",
         ) from exc
     check_paths(model, arch)
+    if four_bit and torch.device(device).type == "cpu":
+        check_cpu_4bit_shapes(model, label)
     if not four_bit:
         model.to(device)
     model.eval()
@@ -200,6 +208,32 @@ def load_model(
         quantization="nf4" if four_bit else None,
         head=head,
     )
+
+
+def resolve_device(device: str) -> str:
+    """`auto` → cuda when torch sees a GPU, else cpu; `cpu`, `cuda`, `cuda:N`, `mps` are checked
+    against what this machine has, so a typo or a missing GPU is an error with a hint, not a
+    RuntimeError from deep inside torch."""
+    import torch
+
+    text = str(device).strip().lower()
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    match = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", text)
+    if match is None or (match.group(1) != "cuda" and match.group(2) is not None):
+        raise ModelLoadError(f"unknown device {device!r}", "use auto, cpu, cuda or cuda:N")
+    kind, index = match.group(1), match.group(2)
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ModelLoadError(f"device {device!r} asked for, but torch sees no CUDA GPU here",
+                                 "use --device cpu (or auto); on a GPU box check CUDA_VISIBLE_DEVICES")
+        if index is not None and int(index) >= count:
+            raise ModelLoadError(f"device {device!r} does not exist: torch sees {count} GPU(s)",
+                                 f"use cuda:0 … cuda:{count - 1}")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"device {device!r} asked for, but this machine has no Apple GPU", "use --device cpu")
+    return text
 
 
 def head_for(config: Any) -> Head:
@@ -295,6 +329,28 @@ def _nf4_config(torch: Any) -> Any:
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+
+
+def check_cpu_4bit_shapes(model: Any, label: str) -> None:
+    """Raise a `ModelLoadError` naming the first 4-bit layer of `model` whose weight shape
+    bitsandbytes' CPU kernels cannot run (see `CPU_4BIT_ROWS`), before a forward pass crashes."""
+    from bitsandbytes.nn import Linear4bit
+
+    bad = [
+        (name, module.out_features, module.in_features, module.weight.blocksize)
+        for name, module in model.named_modules()
+        if isinstance(module, Linear4bit)
+        and (module.in_features % module.weight.blocksize or module.out_features % CPU_4BIT_ROWS)
+    ]
+    if not bad:
+        return
+    name, out_features, in_features, blocksize = bad[0]
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    raise ModelLoadError(
+        f"{label} cannot run in 4-bit on CPU: layer {name} has a {out_features}×{in_features} weight{more}",
+        f"load without --4bit; 4-bit NF4 on CPU needs layer inputs that are multiples of {blocksize} "
+        f"and outputs that are multiples of {CPU_4BIT_ROWS}",
     )
 
 

@@ -103,7 +103,12 @@ def down_weight(handle: ModelHandle, layer: int) -> torch.Tensor:
     if hasattr(weight, "quant_state"):
         import bitsandbytes.functional as bnbf
 
-        weight = bnbf.dequantize_4bit(weight.data, weight.quant_state)
+        data, state = weight.data, weight.quant_state
+        if getattr(state, "packing_format_for_cpu", False):
+            # On CPUs with AVX512-BF16 the first forward repacks the weight for bitsandbytes' CPU
+            # kernel; dequantising the repacked bytes as if they were plain NF4 gives wrong values.
+            data, state = bnbf._convert_weight_packed_for_cpu_inverse(data, state)
+        weight = bnbf.dequantize_4bit(data, state)
     weight = weight.float()
     # GPT-2's Conv1D stores the transpose of a Linear weight: [d_ff, d_model].
     return weight.T if weight.shape[0] == handle.d_ff and weight.shape[1] != handle.d_ff else weight

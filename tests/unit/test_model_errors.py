@@ -67,6 +67,15 @@ def test_4bit_without_bitsandbytes(capsys, monkeypatch, tiny_checkpoints):
     assert_clean_error(code, err, "bitsandbytes")
 
 
+def test_4bit_on_cpu_with_shapes_bitsandbytes_cannot_run(capsys, tiny_checkpoints):
+    pytest.importorskip("bitsandbytes")
+    # The shared tiny GPT-2 (n_embd 32) is below bitsandbytes' 64-weight quantisation block.
+    code, _, err = run_cli(capsys, "model", "info", "--4bit", "--device", "cpu",
+                           "--model", str(tiny_checkpoints["gpt2"]))
+    assert_clean_error(code, err, "cannot run in 4-bit on CPU", "transformer.h.0.attn.c_attn",
+                       "hint: load without --4bit", "multiples of 64")
+
+
 def test_unknown_dtype(tiny_checkpoints):
     with pytest.raises(ModelLoadError, match="unknown dtype"):
         load_model(tiny_checkpoints["llama"], dtype="float8")

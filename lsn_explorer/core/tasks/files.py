@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lsn_explorer.assets import DEMO_TASKS_DIR
 from lsn_explorer.core.languages import dataset_code
 from lsn_explorer.errors import TaskFileError
 
-DEMO_TASKS_DIR = Path(__file__).resolve().parents[3] / "assets" / "tasks"
 TASKS: tuple[str, ...] = ("xnli", "xquad", "mkqa")
 HUB_PREFIX = "hf:"
 

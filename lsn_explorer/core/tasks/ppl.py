@@ -35,35 +35,53 @@ class Perplexity:
         return math.exp(self.nll / self.n_tokens) if self.n_tokens else float("nan")
 
 
-def line_perplexity(handle: ModelHandle, lines: Sequence[str], batch_size: int = 16,
+def line_perplexity(handle: ModelHandle, lines: Sequence[str], batch_size: int = 32,
                     plan: EditPlan | None = None) -> Perplexity:
     """Perplexity over `lines`, each scored independently from BOS (token-weighted), with `plan`'s
     interventions applied when given."""
+    return grouped_perplexity(handle, {"": lines}, batch_size, plan)[""]
+
+
+def grouped_perplexity(handle: ModelHandle, groups: dict[str, Sequence[str]], batch_size: int = 32,
+                       plan: EditPlan | None = None) -> dict[str, Perplexity]:
+    """Perplexity of each group of lines (e.g. one group per language) from one sweep.
+
+    Lines of all groups are batched together in order of length, so batches carry little padding
+    (about half the time of batching them as they come, on the demo corpus); each line's
+    log-likelihood is added to its own group, so the result equals scoring the groups one by one
+    up to the order of float summation.
+    """
     import torch
 
     from lsn_explorer.core.backend import forward_logits
 
     tok = handle.tokenizer
-    encoded = [ids for ids in tok(list(lines))["input_ids"] if len(ids) > 1]
-    total_nll, total_tokens = 0.0, 0
+    items: list[tuple[str, list[int]]] = []
+    for name, lines in groups.items():
+        items += [(name, ids) for ids in tok(list(lines))["input_ids"] if len(ids) > 1] if lines else []
+    items.sort(key=lambda item: len(item[1]))  # stable: equal lengths keep their order
+    nll = {name: 0.0 for name in groups}
+    counts = {name: 0 for name in groups}
     pad = tok.pad_token_id
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start:start + batch_size]
-        width = max(len(ids) for ids in chunk)
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        width = max(len(ids) for _, ids in chunk)
         input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, ids in enumerate(chunk):
+        for row, (_, ids) in enumerate(chunk):
             input_ids[row, : len(ids)] = torch.tensor(ids)
             mask[row, : len(ids)] = 1
         input_ids, mask = input_ids.to(handle.device), mask.to(handle.device)
         logits = forward_logits(handle, {"input_ids": input_ids, "attention_mask": mask}, plan).float()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = input_ids[:, 1:]
-        picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        picked = logprobs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         valid = mask[:, 1:].bool()
-        total_nll -= picked[valid].sum().item()
-        total_tokens += int(valid.sum())
-    return Perplexity(total_nll, total_tokens)
+        per_row = (picked * valid).sum(-1).tolist()
+        tokens = valid.sum(-1).tolist()
+        for (name, _), row_nll, row_tokens in zip(chunk, per_row, tokens):
+            nll[name] -= row_nll
+            counts[name] += int(row_tokens)
+    return {name: Perplexity(nll[name], counts[name]) for name in groups}
 
 
 def continuation_perplexity(handle: ModelHandle, prompt_ids: Sequence[int], new_ids: Sequence[int],
@@ -140,7 +158,7 @@ def ppxc(handle: ModelHandle, session: Session | None, langs: Sequence[str], tem
     from lsn_explorer.core.interventions import InterventionError, resolve
 
     lines = {j: heldout_lines(j, corpus_dir) for j in langs}
-    base = {j: line_perplexity(handle, lines[j]).value for j in langs}
+    base = {j: p.value for j, p in grouped_perplexity(handle, lines).items()}
     out: dict[str, dict[str, float]] = {}
     skipped: dict[str, str] = {}
     total, done = len(langs) * len(langs), 0
@@ -151,12 +169,10 @@ def ppxc(handle: ModelHandle, session: Session | None, langs: Sequence[str], tem
             skipped[i] = exc.message
             done += len(langs)
             continue
-        out[i] = {}
-        for j in langs:
-            out[i][j] = line_perplexity(handle, lines[j], plan=plan).value
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        out[i] = {j: p.value for j, p in grouped_perplexity(handle, lines, plan=plan).items()}
+        done += len(langs)
+        if progress is not None:
+            progress(done, total)
     if not out:
         raise LsnError("no language has neurons to deactivate", "; ".join(skipped.values()))
     return PpxcMatrix([i for i in langs if i in out], list(langs), base, out, skipped)
