@@ -473,7 +473,16 @@ def cmd_ppl(args: argparse.Namespace) -> int:
         _check_sources(args, session)
         handle = _session_model(args, session)
         if args.matrix:
-            matrix = ppxc(handle, session, langs, template, args.corpus)
+            started = time.monotonic()
+
+            def progress(done: int, total: int) -> None:
+                elapsed = time.monotonic() - started
+                eta = elapsed / done * (total - done) if done else 0.0
+                end = "\n" if done >= total or not sys.stderr.isatty() else ""
+                print(f"\rPPXC: {done}/{total} cells, {elapsed:.0f}s, about {eta:.0f}s left   ", end=end,
+                      file=sys.stderr, flush=True)
+
+            matrix = ppxc(handle, session, langs, template, args.corpus, progress=progress)
             payload = {"set": args.set, "value": args.value, "rows": matrix.rows, "cols": matrix.cols,
                        "base": matrix.base, "ppl": matrix.ppl, "skipped": matrix.skipped}
             record = session.add("ppxc", args.set, payload,

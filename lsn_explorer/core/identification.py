@@ -67,6 +67,7 @@ def identify(
     """
     method = check_method(method)
     params = check_params(method, dict(params or {}))
+    _stop_if_cancelled(method, cancel)
     corpus_spec: dict[str, Any] | None = None
     if method in ("lape", "actprob90p"):
         langs = list(langs or stats_languages(session))
@@ -104,12 +105,16 @@ def identify(
         layers = params.pop("layers", None) or ref.params.get("layers")
         result = methods.random_baseline(ref, layers=layers, **params)
         result.params["reference"] = reference
-    if cancel is not None and cancel.is_set():  # the run may have finished just as the user cancelled
-        raise Cancelled(f"{method} was cancelled", "nothing was stored; run it again")
+    _stop_if_cancelled(method, cancel)  # the run may have finished just as the user cancelled
     record = session.add("neuron_set", name or method, {"set": result.to_json()},
                          provenance(handle=handle, corpus=corpus_spec, method=method, params=result.params,
                                     seed=result.params.get("seed")))
     return result, record.id
+
+
+def _stop_if_cancelled(method: str, cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"{method} was cancelled", "nothing was stored; run it again")
 
 
 def parallel_paths(lang: str, folder: Path) -> tuple[Path, Path]:

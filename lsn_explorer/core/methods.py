@@ -49,8 +49,10 @@ class Param:
                 raise LsnError(f"{method}: {self.name} {value!r} is not one of {', '.join(self.choices)}",
                                f"choose {' or '.join(self.choices)}")
             return value
-        if self.kind is list:  # candidate layers: `1-4,7` or a list of ints
-            return parse_layers(value) if isinstance(value, str) else sorted({int(v) for v in value})
+        if self.kind is list:  # candidate layers: `1-4,7`, a list of ints, or `auto` (the depth share)
+            if isinstance(value, str):
+                return None if value.strip() == "auto" else parse_layers(value)
+            return sorted({int(v) for v in value})
         try:
             number = self.kind(value)
             if self.kind is int and number != float(value):
@@ -120,7 +122,8 @@ def check_method(name: str) -> str:
 
 def editable_defaults(method: str) -> dict[str, Any]:
     """The parameters a front end offers for editing, with their defaults."""
-    return {p.name: p.default for p in PARAMS[check_method(method)] if p.editable}
+    return {p.name: "auto" if p.kind is list and p.default is None else p.default
+            for p in PARAMS[check_method(method)] if p.editable}
 
 
 def parse_layers(text: str) -> list[int]:

@@ -23,8 +23,9 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from lsn_explorer.core.workbench import Workbench
 from lsn_explorer.errors import LsnError
-from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.hints import app_hint
 from lsn_explorer.tui.messages import LaneFreed, ModelLoaded, ModelProgressed, SessionChanged
+from lsn_explorer.tui.panels.base import Panel
 from lsn_explorer.tui.panels.generate import GeneratePanel
 from lsn_explorer.tui.panels.history import HistoryPanel
 from lsn_explorer.tui.panels.interventions import InterventionsPanel
@@ -163,16 +164,22 @@ class LsnApp(App[None]):
         """Run `call(cancel)` in the model worker; `done(result)` then runs on the UI thread.
 
         Refused with a notification while another model task runs (one model lane)."""
+        if not self.lane_free():
+            return False
+        self.lane = label
+        self._cancel = threading.Event()
+        self._show_status()
+        self._lane_worker(label, call, done, self._cancel)
+        return True
+
+    def lane_free(self) -> bool:
+        """True when a model task could start now; otherwise says why (a notification)."""
         if self.workbench is None:
             self.notify("open a session first", severity="warning", markup=False)
             return False
         if self.lane is not None:
             self.notify(f"{self.lane} is running: wait, or press Esc to cancel it", severity="warning", markup=False)
             return False
-        self.lane = label
-        self._cancel = threading.Event()
-        self._show_status()
-        self._lane_worker(label, call, done, self._cancel)
         return True
 
     @work(thread=True, group="model", exit_on_error=False)
@@ -199,14 +206,15 @@ class LsnApp(App[None]):
         if message.cancelled:
             self.notify(f"{message.label}: cancelled", markup=False)
         for panel in self._panels():
-            panel.lane_freed()
+            panel.lane_freed(message.cancelled)
 
     def on_session_changed(self, message: SessionChanged) -> None:
         for panel in self._panels():
             panel.records_changed()
 
     def show_error(self, exc: LsnError) -> None:
-        text = exc.message + (f"\n{exc.hint}" if exc.hint else "")
+        hint = app_hint(exc.hint)  # core hints name the CLI; the app says which tab and key do it
+        text = exc.message + (f"\n{hint}" if hint else "")
         self.notify(text, title="error", severity="error", timeout=8, markup=False)
 
     def _show_status(self, loading: str | None = None) -> None:

@@ -133,3 +133,45 @@ def test_identify_show_names_the_set_and_refuses_to_replace_a_switched_on_set(ca
         assert session.latest("neuron_set", "lape5").id == before
     assert run(capsys, "identify", *sessions, "--method", "lape", "--top-rate", "0.2", "--name", "lape5",
                "--replace")[0] == 0
+
+
+def test_type1_candidate_layers_are_chosen_explicitly_and_recorded(capsys, tiny_checkpoints, tmp_path,
+                                                                   corpus):  # noqa: F811
+    args = [*base(tiny_checkpoints, tmp_path), "--corpus", corpus]
+    code, out, err = run(capsys, "identify", *args, "--method", "type1", "--langs", "fr", "--top-n", "5",
+                         "--layers", "1")
+    assert code == 0, err
+    assert "fr: " in err and "sentences" in err  # progress of the model passes
+    fr_row = next(line for line in out.splitlines() if line.startswith("fr "))
+    assert fr_row.split()[1:] == ["5", "0", "5"]  # count, then per layer: L0 0, L1 5
+    with Session.open("t", tmp_path / "sessions") as session:
+        params = session.latest("neuron_set", "type1").payload["set"]["params"]
+    assert params["layers"] == [1] and params["depth"] is None
+    code, _, err = run(capsys, "identify", *args, "--method", "type1", "--langs", "fr", "--layers", "0-9")
+    assert_error(code, err, "outside the model's layers 0–1")
+
+
+def test_a_cancelled_identification_stores_nothing(tiny_checkpoints, tmp_path, corpus):  # noqa: F811
+    import threading
+
+    from lsn_explorer.core.identification import identify
+    from lsn_explorer.core.model import load_model
+    from lsn_explorer.errors import Cancelled
+
+    handle = load_model(tiny_checkpoints["llama"])
+    cancel = threading.Event()
+    seen = []
+
+    def progress(lang, done, total):
+        seen.append((lang, done, total))
+        cancel.set()  # the user presses Esc after the first batch
+
+    with Session.open("t", tmp_path / "sessions") as session:
+        with pytest.raises(Cancelled):
+            identify(session, "type1", langs=["fr"], params={"top_n": 5}, handle=handle, corpus_dir=corpus,
+                     progress=progress, cancel=cancel)
+        assert seen and not session.records("neuron_set")
+        # a run started after Esc stores nothing either
+        with pytest.raises(Cancelled):
+            identify(session, "lape", langs=["en", "fr"], params={}, cancel=cancel)
+        assert not session.records("neuron_set")

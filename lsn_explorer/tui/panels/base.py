@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from textual.containers import Vertical
@@ -9,6 +10,26 @@ from textual.containers import Vertical
 if TYPE_CHECKING:
     from lsn_explorer.core.workbench import Workbench
     from lsn_explorer.tui.app import LsnApp
+
+
+PROGRESS_S = 0.25  # a worker's progress reaches a panel at most 4 times a second (toolong's batch_time)
+IDLE_TOTAL = 1  # a progress bar's total before and after a run: a plain bar, not the indeterminate animation
+
+
+class Throttle:
+    """Lets a worker's progress reports through at most once per `interval` seconds, so a fast
+    loop does not flood the UI thread; the final report of a pass always goes through."""
+
+    def __init__(self, interval: float = PROGRESS_S) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+
+    def due(self, final: bool = False) -> bool:
+        now = time.monotonic()
+        if final or now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
 
 
 class Panel(Vertical):
@@ -42,8 +63,8 @@ class Panel(Vertical):
     def model_ready(self) -> None:
         """A model finished loading."""
 
-    def lane_freed(self) -> None:
-        """The model lane is free again."""
+    def lane_freed(self, cancelled: bool) -> None:
+        """The model lane is free again (`cancelled`: the user pressed Esc while it ran)."""
 
     def records_changed(self) -> None:
         """Records were added to the session."""

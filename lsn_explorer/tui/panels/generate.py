@@ -141,9 +141,12 @@ class GeneratePanel(Panel):
             except ValueError:
                 raise LsnError(f"{name} {text!r} is not a number", hint) from None
 
-        return {"max_new_tokens": number("#max-new-tokens", int, "new tokens", "e.g. 32"),
-                "temperature": number("#temperature", float, "temperature", "0 is greedy"),
-                "seed": number("#seed", int, "seed", "any whole number")}
+        settings = {"max_new_tokens": number("#max-new-tokens", int, "new tokens", "e.g. 32"),
+                    "temperature": number("#temperature", float, "temperature", "0 is greedy"),
+                    "seed": number("#seed", int, "seed", "any whole number")}
+        if settings["max_new_tokens"] < 1:  # checked here: the core's message names the CLI flag
+            raise LsnError("new tokens must be at least 1", "e.g. 32")
+        return settings
 
     def _flush(self) -> None:
         texts = ["", ""]
@@ -154,7 +157,7 @@ class GeneratePanel(Panel):
             if text:
                 self.query_one(pane_id, Pane).append(text)
 
-    def lane_freed(self) -> None:
+    def lane_freed(self, cancelled: bool) -> None:
         if self._drain is not None:
             self._drain.stop()
             self._drain = None

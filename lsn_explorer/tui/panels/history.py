@@ -31,12 +31,17 @@ class HistoryPanel(Panel):
 
     def records_changed(self) -> None:
         table = self.query_one("#history-table", DataTable)
+        # New records come in at the top: keep the cursor on the record it was on (by id), or R
+        # would re-run whichever entry slid under it.
+        selected = self._selected()
         table.clear()
         self.entries = {}
         for entry in self.workbench.history():
             key = str(entry.record)
             self.entries[key] = entry
             table.add_row(key, entry.kind, entry.title[:40], str(len(entry.rows)), key=key)
+        if selected is not None and str(selected.record) in self.entries:
+            table.move_cursor(row=table.get_row_index(str(selected.record)), animate=False)
         self._detail()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -1,8 +1,10 @@
 """Interventions: switch rows the researcher flips while working; they apply to the next run.
 
 Each row edits one `Intervention` (source and language, value, site, positions) through its
-spec; the rows are saved in the session on every change. A row that cannot apply (a percentile
-before statistics exist, a neuron index out of range) is switched off with a notification.
+spec; the rows are saved in the session on every change. What a spec names (a stored set and its
+language, the statistics a percentile needs, a neuron in range) is checked as it is typed: a typed
+spec that cannot apply is refused, an edited row that cannot apply is switched off, with a
+notification either way.
 """
 
 from __future__ import annotations
@@ -116,20 +118,31 @@ class InterventionsPanel(Panel):
                 select.value = current
         self._summarise()
 
-    def add_row(self, spec: str | None = None) -> None:
+    def add_row(self, spec: str | None = None) -> bool:
+        """Add a switched-off row for `spec` (None: the newest set, zeroed); False when refused."""
         names = self.workbench.neuron_set_names()
-        if spec is None:
-            source = names[0] if names else "0.0"
-            langs = self.workbench.state.languages
-            spec = f"{source}:{langs[-1]}=zero" if names and langs else f"{source}=zero"
+        spec = spec if spec is not None else self._default_spec(names)
         try:
-            parse_intervention(spec)
+            self.workbench.check_spec(spec)
         except LsnError as exc:
             self.lsn.show_error(exc)
-            return
+            return False
         row = InterventionRow(SwitchRow(spec, False), names)
         self.query_one("#iv-rows", VerticalScroll).mount(row)
         self._save()
+        return True
+
+    def _default_spec(self, names: list[str]) -> str:
+        """The newest set for the last ticked language it has neurons for, else one typed neuron."""
+        if names:
+            for lang in reversed(self.workbench.state.languages):
+                spec = f"{names[0]}:{lang}=zero"
+                try:
+                    self.workbench.check_spec(spec)
+                except LsnError:
+                    continue
+                return spec
+        return "0.0=zero"
 
     def action_add_row(self) -> None:
         self.add_row()
@@ -156,9 +169,8 @@ class InterventionsPanel(Panel):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "iv-spec":
-            if event.value.strip():
-                self.add_row(event.value.strip())
-                event.input.value = ""
+            if event.value.strip() and self.add_row(event.value.strip()):
+                event.input.value = ""  # a refused spec stays for fixing
             return
         self._edited(event.input)
 
@@ -179,16 +191,16 @@ class InterventionsPanel(Panel):
             self.lsn.show_error(exc)
             return
         row.row = SwitchRow(spec, row.enabled)
-        if row.enabled and not self._applies(intervention):
+        if not self._applies(intervention, row.enabled):
             row.switch_off()
         self._save()
 
-    def _applies(self, intervention: Intervention) -> bool:
-        """Resolve against the model and session now, so a bad row fails here, not mid-run."""
+    def _applies(self, intervention: Intervention, enabled: bool) -> bool:
+        """Check against the session and model now, so a bad row is known as it is edited, not mid-run."""
         try:
             self.workbench.check_spec(intervention.spec)
         except LsnError as exc:
-            self.lsn.show_error(LsnError(f"{exc.message} — row switched off", exc.hint))
+            self.lsn.show_error(LsnError(exc.message + (" — row switched off" if enabled else ""), exc.hint))
             return False
         return True
 

@@ -12,18 +12,23 @@ from textual.widgets import Button, Input, Label, ProgressBar, SelectionList, St
 from lsn_explorer.core.workbench import LanguageRow, StatsProgress, Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
-from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.panels.base import IDLE_TOTAL, Panel, Throttle
+from lsn_explorer.tui.widgets.tick_list import TickList
 
 
 class LanguagesPanel(Panel):
     BINDINGS = [Binding("ctrl+t", "compute", "Compute stats")]
     DEFAULT_FOCUS = "#languages-list"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._collecting = False  # a statistics run started here and has not reported its result
+
     def compose(self) -> ComposeResult:
         with Horizontal():
             with Vertical(id="languages-left"):
                 yield Label("Languages (space ticks; ✓ = has corpus text)", classes="title")
-                yield SelectionList[str](id="languages-list")
+                yield TickList(id="languages-list")
             with Vertical(id="languages-right"):
                 yield Label("Activation statistics", classes="title")
                 yield Static("Statistics are collected at site s (the activation output) over the corpus "
@@ -33,7 +38,7 @@ class LanguagesPanel(Panel):
                     yield Label("tokens per language", classes="field")
                     yield Input(placeholder="all", id="stats-tokens", type="integer", compact=True)
                 yield Button("Compute statistics (Ctrl+T)", id="stats-compute", variant="primary")
-                yield ProgressBar(total=1, id="stats-bar", show_eta=False)
+                yield ProgressBar(total=IDLE_TOTAL, id="stats-bar", show_eta=False)
                 yield Static("", id="stats-progress")
                 yield Static("", id="stats-summary")
 
@@ -43,8 +48,11 @@ class LanguagesPanel(Panel):
     def records_changed(self) -> None:
         rows, chosen = self.workbench.language_rows(), self.workbench.state.languages
         widget = self.query_one("#languages-list", SelectionList)
+        highlighted = widget.highlighted
         widget.clear_options()
         widget.add_options([(self._row_text(row), row.code, row.code in chosen) for row in rows])
+        if highlighted is not None and highlighted < widget.option_count:
+            widget.highlighted = highlighted  # same rows, same order: Space must tick the row under the cursor
         with_stats = [f"{row.code} {row.stats_tokens:,}" for row in rows if row.stats_tokens is not None]
         self.query_one("#stats-summary", Static).update(
             "With statistics (tokens): " + (", ".join(with_stats) if with_stats else "none yet"))
@@ -77,15 +85,20 @@ class LanguagesPanel(Panel):
         if max_tokens is not None and max_tokens < 1:
             self.lsn.show_error(LsnError("tokens per language must be at least 1", "leave it empty for the whole corpus"))
             return
-        bar = self.query_one("#stats-bar", ProgressBar)
-        bar.update(total=None, progress=0)
         workbench = self.workbench
+        throttle = Throttle()
+
+        def progress(p: StatsProgress) -> None:  # on the worker thread
+            if throttle.due(final=p.done >= p.total):
+                self.app.call_from_thread(self._progressed, p)
 
         def call(cancel: Any) -> list[dict[str, Any]]:
-            return workbench.compute_stats(langs, max_tokens=max_tokens, cancel=cancel,
-                                           progress=lambda p: self.app.call_from_thread(self._progressed, p))
+            return workbench.compute_stats(langs, max_tokens=max_tokens, cancel=cancel, progress=progress)
 
-        self.run_model_task(f"statistics for {', '.join(langs)}", call, self._collected)
+        if self.run_model_task(f"statistics for {', '.join(langs)}", call, self._collected):
+            self._collecting = True
+            self.query_one("#stats-bar", ProgressBar).update(total=None, progress=0)  # until the first report
+            self.query_one("#stats-progress", Static).update(f"reading the corpus of {', '.join(langs)}…")
 
     def _progressed(self, p: StatsProgress) -> None:
         self.query_one("#stats-bar", ProgressBar).update(total=p.total, progress=p.done)
@@ -93,9 +106,23 @@ class LanguagesPanel(Panel):
         self.query_one("#stats-progress", Static).update(
             f"{p.lang}: {p.done:,} / {p.total:,} tokens · {p.tokens_per_s:,.0f} tok/s · {eta}")
 
+    def lane_freed(self, cancelled: bool) -> None:
+        if not self._collecting:  # finished (or not ours)
+            return
+        # Cancelled or failed: no bar left spinning; languages that finished before are kept.
+        self._collecting = False
+        self.query_one("#stats-bar", ProgressBar).update(total=IDLE_TOTAL, progress=0)
+        self.query_one("#stats-progress", Static).update(
+            ("cancelled" if cancelled else "stopped by an error (see the message)")
+            + "; languages finished before that are kept")
+        self.records_changed()
+
     def _collected(self, summaries: list[dict[str, Any]]) -> None:
+        self._collecting = False
         done = ", ".join(f"{s['lang']} {s['tokens']:,}" + (" (already there)" if s["skipped"] else "")
                          for s in summaries)
+        # Full, also when every language was already there and no progress came.
+        self.query_one("#stats-bar", ProgressBar).update(total=IDLE_TOTAL, progress=IDLE_TOTAL)
         self.query_one("#stats-progress", Static).update(f"collected: {done}")
         self.notify(f"statistics collected: {done}", markup=False)
         self.post_message(SessionChanged())

@@ -7,22 +7,24 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Input, Label, Select, Static
+from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Select, Static
 
-from lsn_explorer.core.workbench import (METHOD_PARAMS, NeuronProfile, NeuronSetSummary, Workbench,
-                                         format_params, parse_params)
-from lsn_explorer.errors import LsnError
+from lsn_explorer.core.methods import METHODS, TITLES
+from lsn_explorer.core.workbench import NeuronProfile, NeuronSetSummary, Workbench, format_params, parse_params
+from lsn_explorer.errors import LsnError, SetInUse
 from lsn_explorer.tui.messages import SessionChanged
-from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.panels.base import IDLE_TOTAL, Panel, Throttle
+from lsn_explorer.tui.screens.replace_set import ReplaceChoice, ReplaceSetScreen
 from lsn_explorer.tui.widgets.charts import heat_cell, layer_chart
-
-METHOD_TITLES = {"lape": "LAPE", "actprob90p": "Act Prob 90p", "type1": "Type-1", "type2": "Type-2",
-                 "random": "random baseline"}
 
 
 class NeuronsPanel(Panel):
     BINDINGS = [Binding("ctrl+t", "run_method", "Run method")]
     DEFAULT_FOCUS = "#method"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._run_label: str | None = None  # label of a run started here that has not reported its result
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -30,7 +32,7 @@ class NeuronsPanel(Panel):
                 yield Label("Identify neurons over the ticked languages", classes="title")
                 with Horizontal(classes="form"):
                     yield Label("method", classes="field")
-                    yield Select([(t, m) for m, t in METHOD_TITLES.items()], value="lape", allow_blank=False,
+                    yield Select([(TITLES.get(m, m), m) for m in METHODS], value="lape", allow_blank=False,
                                  id="method", compact=True)
                 with Horizontal(classes="form"):
                     yield Label("parameters", classes="field")
@@ -42,6 +44,8 @@ class NeuronsPanel(Panel):
                     yield Label("reference", classes="field")
                     yield Select([], prompt="(random only)", id="method-reference", compact=True)
                 yield Button("Run method (Ctrl+T)", id="method-run", variant="primary")
+                yield ProgressBar(total=IDLE_TOTAL, id="method-bar", show_eta=False)
+                yield Static("", id="method-progress", markup=False)
                 with Horizontal(classes="form"):
                     yield Label("show set", classes="field")
                     yield Select([], prompt="(no sets yet)", id="set-choice", compact=True)
@@ -64,9 +68,15 @@ class NeuronsPanel(Panel):
         self.records_changed()
 
     def records_changed(self) -> None:
+        self._refresh_sets()
+
+    def _refresh_sets(self, show: str | None = None) -> None:
+        """List the stored sets and show `show` (else the one shown, else the newest).
+
+        The options are set before the value: a Select refuses a value it does not list."""
         names = self.workbench.neuron_set_names()
         choice = self.query_one("#set-choice", Select)
-        current = choice.value if choice.value in names else (names[0] if names else None)
+        current = next((n for n in (show, choice.value) if n in names), names[0] if names else None)
         choice.set_options([(n, n) for n in names])
         self.query_one("#method-reference", Select).set_options([(n, n) for n in names])
         if current is not None:
@@ -97,7 +107,7 @@ class NeuronsPanel(Panel):
             counts.add_row(lang, f"{n:,}", *[str(c) for c in s.per_layer[lang]])
         params = " ".join(f"{k}={v}" for k, v in s.params.items())
         chart = layer_chart(s.per_layer, s.n_layers)
-        chart.title = f"{s.name} ({METHOD_TITLES.get(s.method, s.method)}; {params})"
+        chart.title = f"{s.name} ({TITLES.get(s.method, s.method)}; {params})"
         self.query_one("#layer-chart", Static).update(chart)
         overlap = self.query_one("#overlap", DataTable)
         overlap.clear(columns=True)
@@ -127,19 +137,70 @@ class NeuronsPanel(Panel):
             self.lsn.show_error(LsnError("the random baseline needs a reference set",
                                          "choose a stored set under 'reference'"))
             return
+        if not self.lsn.lane_free():  # say so now, not after asking about the name
+            return
+        try:
+            self.workbench.check_replace(name)
+        except SetInUse as exc:
+            self._ask(exc, method, params, reference)
+            return
+        self._start(method, params, name, reference)
+
+    def _ask(self, in_use: SetInUse, method: str, params: dict[str, Any], reference: str | None) -> None:
+        """The name is used by a switched-on row: save under a free name, replace, or do nothing."""
+
+        def answered(choice: ReplaceChoice | None) -> None:
+            if choice == "save_as":
+                self._start(method, params, in_use.free_name, reference)
+            elif choice == "replace":
+                self._start(method, params, in_use.name, reference, replace=True)
+            else:
+                self.notify(f"{TITLES.get(method, method)} not run; {in_use.name!r} is unchanged", markup=False)
+
+        self.app.push_screen(ReplaceSetScreen(in_use), callback=answered)
+
+    def _start(self, method: str, params: dict[str, Any], name: str, reference: str | None,
+               replace: bool = False) -> None:
         workbench = self.workbench
+        label = f"{TITLES.get(method, method)} over {', '.join(workbench.state.languages)}"
+        throttle = Throttle()
+
+        def progress(lang: str, done: int, total: int) -> None:  # on the worker thread
+            if throttle.due(final=done >= total):
+                self.app.call_from_thread(self._progressed, label, lang, done, total)
 
         def call(cancel: Any) -> NeuronSetSummary:
-            return workbench.identify(method, params, name=name, reference=reference)
+            return workbench.identify(method, params, name=name, reference=reference, progress=progress,
+                                      cancel=cancel, replace=replace)
 
-        self.run_model_task(f"{METHOD_TITLES[method]} over {', '.join(workbench.state.languages)}", call,
-                            self._identified)
+        if self.run_model_task(label, call, self._identified):
+            self._run_label = label
+            self.query_one("#method-bar", ProgressBar).update(total=None, progress=0)  # until the first report
+            self.query_one("#method-progress", Static).update(f"{label} → {name}…")
+
+    def _progressed(self, label: str, lang: str, done: int, total: int) -> None:
+        self.query_one("#method-bar", ProgressBar).update(total=total, progress=done)
+        side = "the English side" if lang == "en" else lang
+        self.query_one("#method-progress", Static).update(
+            f"{label}: {side}, {done:,} / {total:,} sentences")
 
     def _identified(self, summary: NeuronSetSummary) -> None:
+        self._run_label = None
         counts = ", ".join(f"{lang} {n}" for lang, n in summary.counts.items())
+        self.query_one("#method-bar", ProgressBar).update(total=IDLE_TOTAL, progress=IDLE_TOTAL)
+        self.query_one("#method-progress", Static).update(f"stored {summary.name}: {counts}")
         self.notify(f"{summary.name}: {counts}", title="neurons identified", markup=False)
+        self._refresh_sets(show=summary.name)
         self.post_message(SessionChanged())
-        self.query_one("#set-choice", Select).value = summary.name
+
+    def lane_freed(self, cancelled: bool) -> None:
+        if self._run_label is None:  # finished (or not ours)
+            return
+        self.query_one("#method-bar", ProgressBar).update(total=IDLE_TOTAL, progress=0)
+        self.query_one("#method-progress", Static).update(
+            f"{self._run_label}: {'cancelled' if cancelled else 'stopped by an error (see the message)'}; "
+            "nothing stored")
+        self._run_label = None
 
     # -- one neuron ----------------------------------------------------------------------------
     def on_input_submitted(self, event: Input.Submitted) -> None:
