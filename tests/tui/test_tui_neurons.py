@@ -57,7 +57,7 @@ async def test_methods_and_their_defaults_come_from_the_registry(make_app, monke
             method.value = name
         method.value = "type1"
         await pilot.pause()
-        assert app.query_one("#method-params").value == format_params("type1") == "top_n=1000"
+        assert app.query_one("#method-params").value == format_params("type1") == "top_n=1000 layers=auto"
 
 
 async def test_escape_cancels_type1_and_stores_nothing(make_app):
