@@ -521,7 +521,7 @@ def _print_ppxc(matrix: Any, set_name: str, value: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    cell = {(i, j): f"{matrix.delta(i, j):+.1f} ({matrix.relative(i, j):+.0%})" for i in matrix.rows for j in matrix.cols}
+    cell = {(i, j): f"{matrix.delta(i, j):+.1f} ({matrix.relative(i, j):+.1%})" for i in matrix.rows for j in matrix.cols}
     if not sys.stdout.isatty():
         print(f"# PPXC: rows = {set_name} neurons of i set to {value}; columns = PPL of j; "
               "cells = change (relative change); ✓ = diagonal is the row's largest relative change")
