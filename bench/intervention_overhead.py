@@ -16,11 +16,12 @@ import time
 
 import torch
 
-from lsn_explorer.core.backend import forward_logits
-from lsn_explorer.core.corpora import corpus_file, read_lines
+from lsn_explorer.core.model.backend import forward_logits
+from lsn_explorer.core.data.corpora import corpus_file, read_lines
 from lsn_explorer.core.generate import generate
-from lsn_explorer.core.interventions import parse_intervention, resolve
-from lsn_explorer.core.model import load_model
+from lsn_explorer.core.interventions.spec import parse_intervention
+from lsn_explorer.core.interventions.resolve import resolve
+from lsn_explorer.core.model.loading import load_model
 
 
 def one_percent_spec(handle, seed: int = 0) -> str:
@@ -73,8 +74,8 @@ def measure(handle, name: str, repeat: int, tokens: int) -> None:
 def larger_random_llama(demo):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from lsn_explorer.core.architectures import architecture_for
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.model.architectures import architecture_for
+    from lsn_explorer.core.model.loading import ModelHandle
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=demo.model.config.vocab_size, hidden_size=512, intermediate_size=1536,

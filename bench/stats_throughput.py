@@ -19,9 +19,9 @@ import time
 
 import torch
 
-from lsn_explorer.core.collect import collect_stats, plan_batches
-from lsn_explorer.core.corpora import corpus_file, read_lines
-from lsn_explorer.core.model import load_model
+from lsn_explorer.core.stats.collect import collect_stats, plan_batches
+from lsn_explorer.core.data.corpora import corpus_file, read_lines
+from lsn_explorer.core.model.loading import load_model
 
 
 def plan_for(handle, lang: str, copies: int):
@@ -47,8 +47,8 @@ def larger_random_llama(demo):
     """A random Llama with the demo tokenizer: same vocabulary, 1024 hidden, 4096 d_ff, 8 layers."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from lsn_explorer.core.architectures import architecture_for
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.model.architectures import architecture_for
+    from lsn_explorer.core.model.loading import ModelHandle
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=demo.model.config.vocab_size, hidden_size=1024, intermediate_size=4096,

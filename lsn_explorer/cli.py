@@ -34,7 +34,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from lsn_explorer.core.model import load_model
+    from lsn_explorer.core.model.loading import load_model
 
     return load_model(args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device)
 
@@ -64,8 +64,8 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_build(args: argparse.Namespace) -> int:
-    from lsn_explorer.core.demo import build_demo, evaluate_demo, write_model_card
-    from lsn_explorer.core.model import DEMO_MODEL_DIR, load_model
+    from lsn_explorer.demo.build import build_demo, evaluate_demo, write_model_card
+    from lsn_explorer.core.model.loading import DEMO_MODEL_DIR, load_model
 
     from lsn_explorer.paths import output_dir
 
@@ -91,8 +91,8 @@ def cmd_demo_build(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_eval(args: argparse.Namespace) -> int:
-    from lsn_explorer.core.demo import evaluate_demo
-    from lsn_explorer.core.languages import parse_languages
+    from lsn_explorer.demo.build import evaluate_demo
+    from lsn_explorer.core.data.languages import parse_languages
 
     handle = _load(args)
     langs = [l.code for l in parse_languages(args.langs)] if args.langs else None
@@ -109,10 +109,10 @@ def cmd_demo_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_run(args: argparse.Namespace) -> int:
-    from lsn_explorer.core.corpora import load_parallel
-    from lsn_explorer.core.demo import prompt_from
+    from lsn_explorer.core.data.corpora import load_parallel
+    from lsn_explorer.demo.build import prompt_from
     from lsn_explorer.core.generate import continue_text
-    from lsn_explorer.core.languages import get_language
+    from lsn_explorer.core.data.languages import get_language
 
     print("loading model ...", flush=True)
     handle = _load(args)
@@ -138,14 +138,14 @@ def _session(args: argparse.Namespace, *, create: bool = True) -> Any:
 
 def _corpora(langs: list[str], sources: list[str] | None, sessions_dir: str | None = None) -> dict[str, Path]:
     """lang → text file, from --corpus (one folder, or files named by language, or lang=FILE)."""
-    from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, corpus_file, language_of_file
-    from lsn_explorer.core.languages import get_language
+    from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, corpus_file, language_of_file
+    from lsn_explorer.core.data.languages import get_language
     from lsn_explorer.errors import CorpusError
 
     if not sources:
         return {lang: corpus_file(lang, DEMO_CORPUS_DIR) for lang in langs}
     if sources == ["hf:wikipedia"]:
-        from lsn_explorer.core.corpora import wikipedia_file
+        from lsn_explorer.core.data.corpora import wikipedia_file
         from lsn_explorer.session.store import default_root
 
         root = Path(sessions_dir) if sessions_dir else default_root()
@@ -191,9 +191,9 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 def cmd_stats(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from lsn_explorer.core.corpora import read_lines
-    from lsn_explorer.core.languages import parse_languages
-    from lsn_explorer.core.stats_runs import StatsSettings, compute_stats, merge_shards
+    from lsn_explorer.core.data.corpora import read_lines
+    from lsn_explorer.core.data.languages import parse_languages
+    from lsn_explorer.core.stats.runs import StatsSettings, compute_stats, merge_shards
 
     if args.action == "merge":
         with _session(args, create=False) as session:
@@ -242,7 +242,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _print_neuron_set(neuron_set: Any, name: str | None = None) -> None:
-    from lsn_explorer.core.methods import TITLES
+    from lsn_explorer.core.neurons.methods import TITLES
 
     layers = " ".join(f"L{i:<3}" for i in range(neuron_set.n_layers))
     title = TITLES.get(neuron_set.method, neuron_set.method)
@@ -257,7 +257,7 @@ def _print_neuron_set(neuron_set: Any, name: str | None = None) -> None:
 
 def _method_params(args: argparse.Namespace, method: str) -> dict[str, Any]:
     """The flags given for `method`, checked against the registry before any model work."""
-    from lsn_explorer.core.methods import PARAMS, STATS_SELECTORS, check_params
+    from lsn_explorer.core.neurons.methods import PARAMS, STATS_SELECTORS, check_params
 
     names = [p.name for p in PARAMS[method]] + (list(STATS_SELECTORS) if method in ("lape", "actprob90p") else [])
     given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
@@ -269,11 +269,11 @@ def _method_params(args: argparse.Namespace, method: str) -> dict[str, Any]:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from lsn_explorer.core.analysis import jaccard_matrix, language_sets
-    from lsn_explorer.core.identification import identify, load_neuron_set, specificity
-    from lsn_explorer.core.identify import ACTPROB90P_NOTE
-    from lsn_explorer.core.languages import parse_languages
-    from lsn_explorer.core.methods import NEEDS, check_method
+    from lsn_explorer.core.neurons.specificity import jaccard_matrix, language_sets
+    from lsn_explorer.core.neurons.runs import identify, load_neuron_set, specificity
+    from lsn_explorer.core.neurons.lape import ACTPROB90P_NOTE
+    from lsn_explorer.core.data.languages import parse_languages
+    from lsn_explorer.core.neurons.methods import NEEDS, check_method
     from lsn_explorer.paths import input_file, output_file
 
     langs = [l.code for l in parse_languages(args.langs)] if args.langs else None
@@ -321,8 +321,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
                       f"η²≥0.25: {row['share_p05_eta025']:.0%}")
             return 0
         if args.action == "import":
-            from lsn_explorer.core.model import load_model
-            from lsn_explorer.core.neurons import load_neuron_file
+            from lsn_explorer.core.model.loading import load_model
+            from lsn_explorer.core.neurons.neuron_set import load_neuron_file
 
             if not args.file:
                 raise LsnError("no file to import", "pass --file FILE.json or FILE.pth")
@@ -348,7 +348,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def _check_replace(session: Any, name: str, replace: bool) -> None:
     """A set that a switched-on row of the session's workbench uses is never replaced silently."""
-    from lsn_explorer.core.workbench import STATE_KIND, WorkbenchState, free_set_name, rows_using
+    from lsn_explorer.workbench.bench import STATE_KIND, WorkbenchState, free_set_name, rows_using
 
     latest = session.latest(STATE_KIND)
     using = rows_using(WorkbenchState.from_json(latest.payload).rows, name) if latest else []
@@ -380,7 +380,7 @@ def _sentence_progress() -> Callable[[str, int, int], None]:
 # -- interventions: generate, ppl, score ------------------------------------------------------
 def _session_model(args: argparse.Namespace, session: Any) -> Any:
     """--model when given, else the model the session's records were made with (else the demo)."""
-    from lsn_explorer.core.model import load_model
+    from lsn_explorer.core.model.loading import load_model
 
     if args.model is None and session is not None:
         for record in reversed(session.records()):
@@ -393,13 +393,15 @@ def _session_model(args: argparse.Namespace, session: Any) -> Any:
 
 def _check_sources(args: argparse.Namespace, session: Any) -> None:
     """What --intervene names must exist before the model loads (a typo fails in a second)."""
-    from lsn_explorer.core.interventions import check_sources, parse_intervention
+    from lsn_explorer.core.interventions.resolve import check_sources
+    from lsn_explorer.core.interventions.spec import parse_intervention
 
     check_sources([parse_intervention(spec) for spec in args.intervene or []], session)
 
 
 def _plans(args: argparse.Namespace, handle: Any, session: Any) -> tuple[list[Any], Any]:
-    from lsn_explorer.core.interventions import parse_intervention, resolve
+    from lsn_explorer.core.interventions.spec import parse_intervention
+    from lsn_explorer.core.interventions.resolve import resolve
 
     interventions = [parse_intervention(spec) for spec in args.intervene or []]
     return interventions, resolve(interventions, handle, session) if interventions else None
@@ -407,7 +409,7 @@ def _plans(args: argparse.Namespace, handle: Any, session: Any) -> tuple[list[An
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from lsn_explorer.core.generate import TokenEvent, generate, record_generation
-    from lsn_explorer.core.interventions import parse_intervention
+    from lsn_explorer.core.interventions.spec import parse_intervention
 
     for spec in args.intervene or []:
         parse_intervention(spec)  # syntax errors before the model loads
@@ -453,9 +455,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_ppl(args: argparse.Namespace) -> int:
-    from lsn_explorer.core.interventions import check_sources, parse_intervention
-    from lsn_explorer.core.languages import parse_languages
-    from lsn_explorer.core.tasks.ppl import heldout_lines, line_perplexity, ppl_change, ppxc
+    from lsn_explorer.core.interventions.resolve import check_sources
+    from lsn_explorer.core.interventions.spec import parse_intervention
+    from lsn_explorer.core.data.languages import parse_languages
+    from lsn_explorer.core.tasks.perplexity import heldout_lines, line_perplexity, ppl_change, ppxc
     from lsn_explorer.session.provenance import provenance
 
     langs = [l.code for l in parse_languages(args.langs)] if args.langs else None
@@ -546,8 +549,8 @@ def _print_ppxc(matrix: Any, set_name: str, value: str) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from lsn_explorer.core.interventions import parse_intervention
-    from lsn_explorer.core.languages import get_language
+    from lsn_explorer.core.interventions.spec import parse_intervention
+    from lsn_explorer.core.data.languages import get_language
     from lsn_explorer.core.tasks.scoring import load_examples, pick, record_score, score_sample, score_text
 
     for spec in args.intervene or []:

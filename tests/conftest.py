@@ -20,7 +20,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def demo():
     """The bundled demo model, loaded once for every test that uses it (fp32, CPU)."""
-    from lsn_explorer.core.model import load_model
+    from lsn_explorer.core.model.loading import load_model
 
     return load_model(device="cpu")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lsn_explorer.core.architectures import resolve
+from lsn_explorer.core.model.architectures import resolve
 
 
 def random_constant_spec(handle, n: int, value: float, seed: int) -> str:

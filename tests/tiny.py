@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from lsn_explorer.core.architectures import resolve
+from lsn_explorer.core.model.architectures import resolve
 
 FAMILY_CONFIGS = {
     "llama": ("LlamaConfig", "LlamaForCausalLM", {}),

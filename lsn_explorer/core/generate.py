@@ -15,14 +15,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from lsn_explorer.core.scripts import script_mix
+from lsn_explorer.core.data.writing import script_mix
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
     import torch
 
-    from lsn_explorer.core.interventions import EditPlan
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.interventions.apply import EditPlan
+    from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.session.store import Session
 
 
@@ -127,7 +127,7 @@ class _Decoder:
 
 
 def check_prompt_fits(handle: ModelHandle, n_prompt: int, max_new_tokens: int) -> None:
-    from lsn_explorer.core.collect import model_context
+    from lsn_explorer.core.model.loading import model_context
 
     context = model_context(handle)
     if context is not None and n_prompt + max_new_tokens > context:
@@ -161,8 +161,8 @@ def generate(
     import torch
     from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-    from lsn_explorer.core.backend import generate_rows
-    from lsn_explorer.core.tasks.ppl import continuation_perplexity
+    from lsn_explorer.core.model.backend import generate_rows
+    from lsn_explorer.core.tasks.perplexity import continuation_perplexity
 
     if not prompt.strip():
         raise LsnError("the prompt is empty", "type some text to continue")

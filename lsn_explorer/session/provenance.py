@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from lsn_explorer.session.store import now
 
 if TYPE_CHECKING:
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.model.loading import ModelHandle
 
 PACKAGES = ("lsn-explorer", "torch", "transformers", "nnsight", "bitsandbytes", "peft", "numpy", "safetensors")
 _EDGE = 1 << 20  # bytes read from each end of a weight file for its fingerprint

@@ -21,7 +21,7 @@ from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from lsn_explorer.core.workbench import Workbench
+from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.hints import app_hint
 from lsn_explorer.tui.messages import LaneFreed, ModelLoaded, ModelProgressed, SessionChanged

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsn_explorer.core.analysis import jaccard
-from lsn_explorer.core.backend import read_sites
-from lsn_explorer.core.collect import collect_stats, plan_batches
-from lsn_explorer.core.corpora import corpus_file, read_lines
-from lsn_explorer.core.identification import identify, specificity
-from lsn_explorer.core.stats import PERCENTILES
-from lsn_explorer.core.stats_runs import StatsSettings, compute_stats
+from lsn_explorer.core.neurons.specificity import jaccard
+from lsn_explorer.core.model.backend import read_sites
+from lsn_explorer.core.stats.collect import collect_stats, plan_batches
+from lsn_explorer.core.data.corpora import corpus_file, read_lines
+from lsn_explorer.core.neurons.runs import identify, specificity
+from lsn_explorer.core.vocab import PERCENTILES
+from lsn_explorer.core.stats.runs import StatsSettings, compute_stats
 from lsn_explorer.session.store import Session
 from tests_langs import CORPUS_LANGS, DISTINCT_SCRIPT_LANGS
 
@@ -88,8 +88,8 @@ def lape5(session):
 # 0.06 % vs 0.01 %); of the Latin rows es vi nl it are, fr and id are not, and en has no neurons at 0.05. With
 # the old 360-line corpus zh, ja and ko were not, because the model had not learned them.
 def test_ppxc_of_lape_zero_is_diagonal_dominant(demo, session, lape5):
-    from lsn_explorer.core.interventions import parse_intervention
-    from lsn_explorer.core.tasks.ppl import ppxc
+    from lsn_explorer.core.interventions.spec import parse_intervention
+    from lsn_explorer.core.tasks.perplexity import ppxc
 
     matrix = ppxc(demo, session, CORPUS_LANGS, parse_intervention(f"{lape5}:en=zero"))
     failing = [i for i in DISTINCT_SCRIPT_LANGS if not matrix.diagonal_dominant(i)]
@@ -99,10 +99,11 @@ def test_ppxc_of_lape_zero_is_diagonal_dominant(demo, session, lape5):
 
 
 def test_zeroing_hindi_neurons_changes_hindi_not_english(demo, session, lape5):
-    from lsn_explorer.core.corpora import load_parallel
-    from lsn_explorer.core.demo import prompt_from
+    from lsn_explorer.core.data.corpora import load_parallel
+    from lsn_explorer.demo.build import prompt_from
     from lsn_explorer.core.generate import generate
-    from lsn_explorer.core.interventions import parse_intervention, resolve
+    from lsn_explorer.core.interventions.spec import parse_intervention
+    from lsn_explorer.core.interventions.resolve import resolve
 
     plan = resolve([parse_intervention(f"{lape5}:hi=zero")], demo, session)
     heldout = load_parallel(["hi", "en"]).split("heldout")

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from textual.widgets import Input, OptionList, ProgressBar, Static
 
-from lsn_explorer.core.workbench import SwitchRow, Workbench
+from lsn_explorer.workbench.bench import SwitchRow, Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.session.store import DB_NAME, SCHEMA_VERSION, Session
 from lsn_explorer.tui.app import create_app
@@ -85,9 +85,9 @@ async def test_generation_settings_errors_name_the_fields_not_the_flags(make_app
 
 def _core_errors(tmp_path) -> dict[str, LsnError]:
     """Errors the core raises today with CLI hints, each caught from the real call."""
-    from lsn_explorer.core.corpora import corpus_file
-    from lsn_explorer.core.identification import load_neuron_set
-    from lsn_explorer.core.stats_runs import load_stats
+    from lsn_explorer.core.data.corpora import corpus_file
+    from lsn_explorer.core.neurons.runs import load_neuron_set
+    from lsn_explorer.core.stats.runs import load_stats
     from lsn_explorer.core.tasks.files import task_file
     from lsn_explorer.core.tasks.scoring import pick
 

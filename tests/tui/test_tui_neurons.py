@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from textual.widgets import OptionList, Select, Static
 
-from lsn_explorer.core.methods import METHODS, TITLES
-from lsn_explorer.core.workbench import SwitchRow, format_params
+from lsn_explorer.core.neurons.methods import METHODS, TITLES
+from lsn_explorer.workbench.bench import SwitchRow, format_params
 from tui_helpers import SIZE, notifications, settle, type_into
 
 

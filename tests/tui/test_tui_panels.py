@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from textual.widgets import DataTable, Static
 
-from lsn_explorer.core.workbench import SwitchRow
+from lsn_explorer.workbench.bench import SwitchRow
 from lsn_explorer.tui.app import create_app
 from lsn_explorer.tui.panels.interventions import InterventionRow
 from tui_helpers import SIZE, notifications, settle, type_into

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsn_explorer.core.workbench import SwitchRow
+from lsn_explorer.workbench.bench import SwitchRow
 from lsn_explorer.tui.app import create_app
 from tui_helpers import SIZE, settle
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def snap_app(demo, tmp_path):
     """The app on the demo model with a session holding en/zh statistics (600 tokens each), a
     LAPE set (top_rate 0.05) and one switched-on row: the state every screen is shown in."""
-    from lsn_explorer.core.workbench import Workbench
+    from lsn_explorer.workbench.bench import Workbench
 
     workbench = Workbench.open("snap", tmp_path)
     workbench.handle = demo

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsn_explorer.core.analysis import eta_squared, f_survival, jaccard, jaccard_matrix
+from lsn_explorer.core.neurons.specificity import eta_squared, f_survival, jaccard, jaccard_matrix
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

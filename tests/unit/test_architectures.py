@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsn_explorer.core.architectures import ARCHITECTURES, architecture_for
-from lsn_explorer.core.backend import read_sites
-from lsn_explorer.core.model import load_model
+from lsn_explorer.core.model.architectures import ARCHITECTURES, architecture_for
+from lsn_explorer.core.model.backend import read_sites
+from lsn_explorer.core.model.loading import load_model
 from lsn_explorer.errors import SiteError, UnsupportedArchitecture
 from tiny import FAMILY_CONFIGS, hook_reference
 

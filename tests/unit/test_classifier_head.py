@@ -11,10 +11,11 @@ import pytest
 import torch
 import transformers
 
-from lsn_explorer.core.architectures import architecture_for, check_paths
-from lsn_explorer.core.backend import class_logits, read_sites
-from lsn_explorer.core.interventions import parse_intervention, resolve
-from lsn_explorer.core.model import ModelHandle, head_for, load_model
+from lsn_explorer.core.model.architectures import architecture_for, check_paths
+from lsn_explorer.core.model.backend import class_logits, read_sites
+from lsn_explorer.core.interventions.spec import parse_intervention
+from lsn_explorer.core.interventions.resolve import resolve
+from lsn_explorer.core.model.loading import ModelHandle, head_for, load_model
 from lsn_explorer.core.tasks.scoring import continuation_logliks, load_examples, score_sample
 from lsn_explorer.core.tasks.xnli import LABELS, XnliExample
 from lsn_explorer.errors import ModelLoadError, UnsupportedArchitecture

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lsn_explorer.core.neurons import NeuronSet
+from lsn_explorer.core.neurons.neuron_set import NeuronSet
 from lsn_explorer.session.store import Session
 from test_cli_engine import assert_error, run
 

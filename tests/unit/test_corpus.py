@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, available_languages, is_heldout, load_parallel
-from lsn_explorer.core.languages import get_language
-from lsn_explorer.core.scripts import script_mix, script_share
+from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, available_languages, is_heldout, load_parallel
+from lsn_explorer.core.data.languages import get_language
+from lsn_explorer.core.data.writing import script_mix, script_share
 from lsn_explorer.errors import CorpusError
 
 REQUIRED = ["en", "fr", "es", "vi", "id", "ja", "zh", "hi", "ur", "bn", "ta", "ko", "nl", "it"]

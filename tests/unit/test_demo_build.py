@@ -6,9 +6,9 @@ import hashlib
 import json
 import math
 
-from lsn_explorer.core.corpora import load_parallel
-from lsn_explorer.core.demo import DemoRecipe, build_demo, char_unigram_bits, evaluate_demo, prompt_from
-from lsn_explorer.core.model import load_model
+from lsn_explorer.core.data.corpora import load_parallel
+from lsn_explorer.demo.build import DemoRecipe, build_demo, char_unigram_bits, evaluate_demo, prompt_from
+from lsn_explorer.core.model.loading import load_model
 
 TINY = DemoRecipe(vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
                   seq_len=32, batch_size=4, steps=4, warmup_steps=2)
@@ -55,7 +55,7 @@ def test_char_unigram_floor_by_hand():
 
 
 def test_evaluation_reports_bits_per_char_from_the_same_likelihood(tmp_path):
-    from lsn_explorer.core.tasks.ppl import line_perplexity
+    from lsn_explorer.core.tasks.perplexity import line_perplexity
 
     build_demo(tmp_path / "m", recipe=TINY)
     handle = load_model(tmp_path / "m")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsn_explorer.core.backend import read_sites
-from lsn_explorer.core.model import load_model
+from lsn_explorer.core.model.backend import read_sites
+from lsn_explorer.core.model.loading import load_model
 from lsn_explorer.errors import ModelLoadError
 from tiny import FOUR_BIT_SIZES, hook_reference, save_tiny_checkpoint
 
@@ -98,7 +98,7 @@ def test_shapes_the_cpu_kernels_cannot_run_are_a_load_error(tiny_checkpoints):
 def test_down_weight_is_the_same_before_and_after_a_forward(nf4_checkpoint, kernel):
     # Transfer-neuron scoring reads down_proj's weight. After the first forward on the AVX512-BF16
     # kernel the stored bytes are repacked; reading them as plain NF4 gave errors up to 1.2.
-    from lsn_explorer.core.transfer import down_weight
+    from lsn_explorer.core.neurons.transfer import down_weight
 
     handle = load_model(nf4_checkpoint, four_bit=True, device="cpu")
     use_cpu_kernel(handle.model, kernel)

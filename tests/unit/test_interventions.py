@@ -9,10 +9,12 @@ import itertools
 import pytest
 import torch
 
-from lsn_explorer.core.backend import forward_logits, generate_rows
-from lsn_explorer.core.interventions import (POSITIONS, SITES, InterventionError, Intervention, parse_intervention,
-                                             resolve)
-from lsn_explorer.core.stats_runs import StatsSettings, compute_stats, load_stats
+from lsn_explorer.core.model.backend import forward_logits, generate_rows
+from lsn_explorer.core.vocab import POSITIONS
+from lsn_explorer.core.vocab import WRITE_SITES
+from lsn_explorer.core.interventions.spec import InterventionError, Intervention, parse_intervention
+from lsn_explorer.core.interventions.resolve import resolve
+from lsn_explorer.core.stats.runs import StatsSettings, compute_stats, load_stats
 from lsn_explorer.session.store import Session
 from tests.intervention_reference import HookedInterventions, RefIntervention
 
@@ -21,7 +23,7 @@ VALUE_SPECS = ("zero", "mean", "p5", "p10", "p25", "p50", "p75", "p90", "p95", "
 
 @pytest.fixture(scope="module")
 def session(demo, tmp_path_factory):
-    from lsn_explorer.core.corpora import corpus_file
+    from lsn_explorer.core.data.corpora import corpus_file
 
     session = Session.open("iv", tmp_path_factory.mktemp("sessions"))
     corpora = {"zh": corpus_file("zh")}
@@ -65,7 +67,7 @@ def batch(demo, texts):
 TEXTS = ["今天的天气很好，我们去公园散步。", "他在图书馆读书"]
 
 
-@pytest.mark.parametrize("value,site,positions", list(itertools.product(VALUE_SPECS, SITES, POSITIONS)))
+@pytest.mark.parametrize("value,site,positions", list(itertools.product(VALUE_SPECS, WRITE_SITES, POSITIONS)))
 def test_forward_matches_hooks(demo, session, pairs, value, site, positions):
     iv = parse_intervention(f"{listed(pairs)}:zh={value}@{positions}/{site}")
     plan = resolve([iv], demo, session)
@@ -118,7 +120,7 @@ def _reference_generate(demo, prompt, refs, n=6, rows=1):
     return ids, torch.stack(rec.steps, 1)
 
 
-@pytest.mark.parametrize("value,site,positions", list(itertools.product(VALUE_SPECS, SITES, POSITIONS)))
+@pytest.mark.parametrize("value,site,positions", list(itertools.product(VALUE_SPECS, WRITE_SITES, POSITIONS)))
 def test_generation_matches_hooks(demo, session, pairs, value, site, positions):
     iv = parse_intervention(f"{listed(pairs)}:zh={value}@{positions}/{site}")
     plan = resolve([iv], demo, session)
@@ -186,8 +188,8 @@ def test_unknown_language_suggests():
 
 
 def test_resolve_errors(demo, session):
-    from lsn_explorer.core.neurons import NeuronSet
-    from lsn_explorer.core.stats_runs import StatsMissing
+    from lsn_explorer.core.neurons.neuron_set import NeuronSet
+    from lsn_explorer.core.stats.runs import StatsMissing
     from lsn_explorer.errors import LsnError
 
     with pytest.raises(LsnError, match="beyond|out of range|d_ff"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lsn_explorer.core.languages import dataset_code, from_dataset_code, get_language, parse_languages
-from lsn_explorer.core.scripts import script_mix, script_of, script_share
+from lsn_explorer.core.data.languages import dataset_code, from_dataset_code, get_language, parse_languages
+from lsn_explorer.core.data.writing import script_mix, script_of, script_share
 from lsn_explorer.errors import LanguageError
 
 

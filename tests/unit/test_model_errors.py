@@ -7,8 +7,8 @@ import json
 import pytest
 
 from lsn_explorer import cli
-from lsn_explorer.core import model as model_module
-from lsn_explorer.core.model import load_model
+from lsn_explorer.core.model import loading as model_module
+from lsn_explorer.core.model.loading import load_model
 from lsn_explorer.errors import ModelLoadError, UnsupportedArchitecture
 
 

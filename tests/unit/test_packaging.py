@@ -30,9 +30,9 @@ NOT_COPIED = {".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache"}
 SCRIPT = """
 import json, sys
 import lsn_explorer, lsn_explorer.assets as assets
-from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, available_languages
-from lsn_explorer.core.languages import LANGUAGES_FILE, get_language
-from lsn_explorer.core.model import DEMO_MODEL_DIR
+from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, available_languages
+from lsn_explorer.core.data.languages import LANGUAGES_FILE, get_language
+from lsn_explorer.core.model.loading import DEMO_MODEL_DIR
 from lsn_explorer.core.tasks.files import DEMO_TASKS_DIR, task_file
 print(json.dumps({
     "package": lsn_explorer.__file__,

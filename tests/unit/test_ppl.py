@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from lsn_explorer.core.model import load_model
-from lsn_explorer.core.tasks.ppl import line_perplexity
+from lsn_explorer.core.model.loading import load_model
+from lsn_explorer.core.tasks.perplexity import line_perplexity
 
 
 def test_line_perplexity_matches_unbatched_hf_loss(tiny_checkpoints):

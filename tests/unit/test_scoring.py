@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
-from lsn_explorer.core.interventions import parse_intervention, resolve
+from lsn_explorer.core.interventions.spec import parse_intervention
+from lsn_explorer.core.interventions.resolve import resolve
 from lsn_explorer.core.tasks import metrics
-from lsn_explorer.core.tasks.ppl import continuation_perplexity, line_perplexity
+from lsn_explorer.core.tasks.perplexity import continuation_perplexity, line_perplexity
 from lsn_explorer.core.tasks.scoring import continuation_logliks, load_examples, pick, score_sample, score_text
 from lsn_explorer.errors import TaskFileError
 from tests.intervention_reference import random_constant_spec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsn_explorer.core.workbench import SwitchRow, Workbench, parse_params
+from lsn_explorer.workbench.bench import SwitchRow, Workbench, parse_params
 from lsn_explorer.errors import LsnError
 
 

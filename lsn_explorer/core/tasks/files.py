@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from lsn_explorer.assets import DEMO_TASKS_DIR
-from lsn_explorer.core.languages import dataset_code
+from lsn_explorer.core.data.languages import dataset_code
 from lsn_explorer.errors import TaskFileError
 
 TASKS: tuple[str, ...] = ("xnli", "xquad", "mkqa")

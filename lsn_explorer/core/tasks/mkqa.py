@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsn_explorer.core.languages import dataset_code
+from lsn_explorer.core.data.languages import dataset_code
 from lsn_explorer.errors import TaskFileError
 
 # Answer types without a short gold string; the official F1 skips them.

@@ -26,8 +26,8 @@ from lsn_explorer.core.tasks.files import TASKS, hub_dataset, task_file
 from lsn_explorer.errors import ModelLoadError, TaskFileError
 
 if TYPE_CHECKING:
-    from lsn_explorer.core.interventions import EditPlan
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.interventions.apply import EditPlan
+    from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.session.store import Session
 
 # "right?", then the entailment / neutral / contradiction words, per language (XNLI's languages).
@@ -155,7 +155,7 @@ def describe(task: str, example: Any) -> dict[str, Any]:
 def _fit_context(handle: ModelHandle, context: str, rest: str) -> tuple[str, bool]:
     """Cut the passage so that passage + question + answer fit the model's context window (the
     demo model reads 128 tokens); the question is never cut. Returns (passage, whether cut)."""
-    from lsn_explorer.core.collect import model_context
+    from lsn_explorer.core.model.loading import model_context
 
     window = model_context(handle)
     tok = handle.tokenizer
@@ -197,7 +197,7 @@ def _score_xnli_head(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[Ed
     """XNLI through a classification head: one forward per plan over the same sentence-pair tokens."""
     import torch
 
-    from lsn_explorer.core.backend import class_logits
+    from lsn_explorer.core.model.backend import class_logits
     from lsn_explorer.core.tasks.xnli import LABELS
 
     order = head_label_order(handle)
@@ -244,7 +244,7 @@ def continuation_logliks(handle: ModelHandle, context: str, options: Sequence[st
     """
     import torch
 
-    from lsn_explorer.core.backend import forward_logits
+    from lsn_explorer.core.model.backend import forward_logits
 
     tok = handle.tokenizer
     context_ids = tok(context)["input_ids"]
@@ -290,7 +290,7 @@ def _score_generated(handle: ModelHandle, task: str, lang: str, example_id: str,
 def score_text(handle: ModelHandle, text: str, plans: Sequence[EditPlan | None], names: Sequence[str]
                ) -> SampleScore:
     """Per-token log-probabilities and perplexity of `text` per plan."""
-    from lsn_explorer.core.tasks.ppl import line_perplexity
+    from lsn_explorer.core.tasks.perplexity import line_perplexity
 
     rows = [RowScore(name, "", perplexity=line_perplexity(handle, [text], plan=plan).value)
             for name, plan in zip(names, plans)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lsn_explorer.core.languages import dataset_code
+from lsn_explorer.core.data.languages import dataset_code
 from lsn_explorer.errors import TaskFileError
 
 LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from textual.containers import Vertical
 
 if TYPE_CHECKING:
-    from lsn_explorer.core.workbench import Workbench
+    from lsn_explorer.workbench.bench import Workbench
     from lsn_explorer.tui.app import LsnApp
 
 

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from lsn_explorer.core.generate import Continuation, Generation, TokenEvent
-from lsn_explorer.core.workbench import Workbench
+from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import Panel

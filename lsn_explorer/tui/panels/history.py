@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static, TabbedContent
 
-from lsn_explorer.core.workbench import HistoryEntry, Workbench
+from lsn_explorer.workbench.bench import HistoryEntry, Workbench
 from lsn_explorer.tui.panels.base import Panel
 
 

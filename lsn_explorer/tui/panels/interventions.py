@@ -14,9 +14,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
-from lsn_explorer.core.interventions import POSITIONS, SITES, VALUES, Intervention, parse_intervention
-from lsn_explorer.core.languages import language_table
-from lsn_explorer.core.workbench import SwitchRow, Workbench
+from lsn_explorer.core.vocab import POSITIONS, VALUES
+from lsn_explorer.core.interventions.spec import Intervention, parse_intervention
+from lsn_explorer.core.vocab import WRITE_SITES
+from lsn_explorer.core.data.languages import language_table
+from lsn_explorer.workbench.bench import SwitchRow, Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.panels.base import Panel
 
@@ -42,7 +44,7 @@ class InterventionRow(Horizontal):
                      prompt="lang", compact=True, classes="iv-lang")
         yield Select([(v, v) for v in VALUES], value=iv.value, allow_blank=False, compact=True, classes="iv-value")
         yield Input(f"{iv.amount:g}", placeholder="amount", compact=True, classes="iv-amount")
-        yield Select([(f"site {s}", s) for s in SITES], value=iv.site, allow_blank=False, compact=True,
+        yield Select([(f"site {s}", s) for s in WRITE_SITES], value=iv.site, allow_blank=False, compact=True,
                      classes="iv-site")
         yield Select([(f"@{p}", p) for p in POSITIONS], value=iv.positions, allow_blank=False, compact=True,
                      classes="iv-positions")

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, SelectionList, Static
 
-from lsn_explorer.core.workbench import LanguageRow, StatsProgress, Workbench
+from lsn_explorer.workbench.bench import LanguageRow, StatsProgress, Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import IDLE_TOTAL, Panel, Throttle

@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Select, Static
 
-from lsn_explorer.core.methods import METHODS, TITLES
-from lsn_explorer.core.workbench import NeuronProfile, NeuronSetSummary, Workbench, format_params, parse_params
+from lsn_explorer.core.neurons.methods import METHODS, TITLES
+from lsn_explorer.workbench.bench import (NeuronProfile, NeuronSetSummary, Workbench, format_params, parse_params)
 from lsn_explorer.errors import LsnError, SetInUse
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import IDLE_TOTAL, Panel, Throttle

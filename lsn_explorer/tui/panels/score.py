@@ -9,9 +9,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
-from lsn_explorer.core.languages import language_table
+from lsn_explorer.core.data.languages import language_table
 from lsn_explorer.core.tasks.files import TASKS
-from lsn_explorer.core.workbench import Workbench
+from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import Panel

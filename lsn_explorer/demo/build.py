@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, available_languages, load_parallel
+from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, available_languages, load_parallel
 from lsn_explorer.errors import CorpusError
 
 Progress = Callable[[str, float], None]  # (message, fraction done in [0, 1])
@@ -283,9 +283,9 @@ def evaluate_demo(
     """Per-language held-out perplexity, bits per character (against a character-unigram floor)
     and script consistency of greedy continuations."""
     from lsn_explorer.core.generate import continue_text
-    from lsn_explorer.core.languages import get_language
-    from lsn_explorer.core.scripts import script_share
-    from lsn_explorer.core.tasks.ppl import line_perplexity
+    from lsn_explorer.core.data.languages import get_language
+    from lsn_explorer.core.data.writing import script_share
+    from lsn_explorer.core.tasks.perplexity import line_perplexity
 
     langs = langs or available_languages(corpus_dir)
     corpus = load_parallel(langs, corpus_dir)
@@ -314,7 +314,7 @@ def evaluate_demo(
 
 def write_model_card(out: str | Path, manifest: dict[str, Any], checks: list[LanguageCheck]) -> Path:
     """Write `out/README.md`: architecture, data, recipe and the measured held-out table."""
-    from lsn_explorer.core.languages import get_language
+    from lsn_explorer.core.data.languages import get_language
 
     r = manifest["recipe"]
     size_mb = sum(p.stat().st_size for p in Path(out).glob("*.safetensors")) / 2**20

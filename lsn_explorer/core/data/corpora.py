@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from lsn_explorer.assets import DEMO_CORPUS_DIR
-from lsn_explorer.core.languages import Language, get_language
+from lsn_explorer.core.data.languages import Language, get_language
 from lsn_explorer.errors import CorpusError
 
 HELDOUT_EVERY = 10  # every tenth line (10 %) is held out
@@ -82,7 +82,7 @@ def _find_file(language: Language, folder: Path) -> Path | None:
 
 def language_of_file(path: str | Path) -> Language:
     """Infer the language of a corpus file from its name (see `corpus_file` for the patterns)."""
-    from lsn_explorer.core.languages import from_dataset_code
+    from lsn_explorer.core.data.languages import from_dataset_code
 
     path = Path(path)
     name = path.name
@@ -95,7 +95,7 @@ def language_of_file(path: str | Path) -> Language:
 
 def available_languages(corpus_dir: str | Path = DEMO_CORPUS_DIR) -> list[str]:
     """Codes of the table's languages that have a corpus file in the folder (see `corpus_file`)."""
-    from lsn_explorer.core.languages import language_table
+    from lsn_explorer.core.data.languages import language_table
 
     folder = Path(corpus_dir)
     if not folder.is_dir():

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import torch
 
-from lsn_explorer.core.architectures import layer_modules, mlp_module
-from lsn_explorer.core.methods import format_layers
-from lsn_explorer.core.neurons import NeuronSet
+from lsn_explorer.core.model.architectures import layer_modules, mlp_module
+from lsn_explorer.core.neurons.methods import format_layers
+from lsn_explorer.core.neurons.neuron_set import NeuronSet
 from lsn_explorer.errors import Cancelled, LsnError
 
 if TYPE_CHECKING:
     import threading
 
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.model.loading import ModelHandle
 
 TransferType = Literal["type1", "type2"]
 # Candidate layers as fractions of depth: Tezuka & Inoue use layers 1–20 (Type-1) and 21–32
@@ -68,7 +68,7 @@ def last_token_states(handle: ModelHandle, sentences: Sequence[str], *, batch_si
 
     `progress(done, total)` after each batch; a set `cancel` stops between batches (`Cancelled`).
     """
-    from lsn_explorer.core.backend import site_proxy
+    from lsn_explorer.core.model.backend import site_proxy
 
     if not sentences:
         raise LsnError("no sentences to score", "give a parallel corpus with text")

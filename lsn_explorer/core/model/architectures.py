@@ -17,17 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import reduce
-from typing import Any, Literal
+from typing import Any
 
+from lsn_explorer.core.vocab import SITES, Site
 from lsn_explorer.errors import SiteError, UnsupportedArchitecture
 
-Site = Literal["g", "s", "a"]
-SITES: tuple[Site, ...] = ("g", "s", "a")
-SITE_NAMES: dict[str, str] = {
-    "g": "gate pre-activation",
-    "s": "activation output",
-    "a": "down-projection input",
-}
 
 
 @dataclass(frozen=True)

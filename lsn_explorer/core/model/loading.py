@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from lsn_explorer.assets import ASSETS_DIR, DEMO_MODEL_DIR
-from lsn_explorer.core.architectures import Architecture, architecture_for, check_paths, d_ff, n_layers
+from lsn_explorer.core.model.architectures import Architecture, architecture_for, check_paths, d_ff, n_layers
 from lsn_explorer.errors import LsnError, ModelLoadError
 
 DType = Literal["auto", "float32", "bfloat16", "float16"]
@@ -112,7 +112,7 @@ class ModelHandle:
     def wrapped(self) -> Any:
         """The nnsight wrapper around `model` (built once, on first use)."""
         if self._wrapped is None:
-            from lsn_explorer.core.backend import wrap
+            from lsn_explorer.core.model.backend import wrap
 
             self._wrapped = wrap(self.model, self.tokenizer)
         return self._wrapped
@@ -236,6 +236,13 @@ def resolve_device(device: str) -> str:
     return text
 
 
+def model_context(handle: ModelHandle) -> int | None:
+    """The longest sequence the model was built for (None when the config does not say)."""
+    config = handle.model.config
+    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return int(value) if value else None
+
+
 def head_for(config: Any) -> Head:
     """The head a checkpoint was saved with: "classifier" when `config.architectures` names a
     `*ForSequenceClassification` class, else "lm" (base checkpoints and causal LMs alike)."""
@@ -297,7 +304,7 @@ def _load_config(location: str, label: str) -> Any:
         ) from exc
     except ValueError as exc:
         # Unknown model_type values surface from AutoConfig as ValueError.
-        from lsn_explorer.core.architectures import supported_families
+        from lsn_explorer.core.model.architectures import supported_families
 
         raise ModelLoadError(
             f"{label} has a model type transformers does not know: {_first_line(exc)}",

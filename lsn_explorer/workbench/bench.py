@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, available_languages, corpus_file
-from lsn_explorer.core.interventions import Intervention, parse_intervention
-from lsn_explorer.core.languages import get_language, language_table
-from lsn_explorer.core.methods import METHODS, editable_defaults
+from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, available_languages, corpus_file
+from lsn_explorer.core.interventions.spec import Intervention, parse_intervention
+from lsn_explorer.core.data.languages import get_language, language_table
+from lsn_explorer.core.neurons.methods import METHODS, editable_defaults
 from lsn_explorer.errors import LsnError, SetInUse
 from lsn_explorer.session.store import Record, Session
 
@@ -29,12 +29,12 @@ if TYPE_CHECKING:
     import threading
 
     from lsn_explorer.core.generate import Generation, TokenEvent
-    from lsn_explorer.core.interventions import EditPlan
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.interventions.apply import EditPlan
+    from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.core.tasks.scoring import SampleScore
 
 STATE_KIND = "workbench"
-# Each method's editable parameters and defaults, from the one registry (core/methods.py).
+# Each method's editable parameters and defaults, from the one registry (core/neurons/methods.py).
 METHOD_PARAMS: dict[str, dict[str, Any]] = {method: editable_defaults(method) for method in METHODS}
 HISTORY_KINDS: tuple[str, ...] = ("generation", "score")
 
@@ -154,7 +154,7 @@ class Workbench:
         """Load the model (the demo model when `source` is None); returns its description."""
         say = progress or (lambda message: None)
         say("importing torch and transformers")
-        from lsn_explorer.core.model import load_model
+        from lsn_explorer.core.model.loading import load_model
 
         say(f"loading {source or 'the demo model'}")
         handle = load_model(source, four_bit=four_bit)
@@ -185,7 +185,7 @@ class Workbench:
                       progress: Callable[[StatsProgress], None] | None = None,
                       cancel: threading.Event | None = None) -> list[dict[str, Any]]:
         """Activation statistics for `langs` from the corpus folder (default: the demo corpus)."""
-        from lsn_explorer.core.stats_runs import StatsSettings, compute_stats
+        from lsn_explorer.core.stats.runs import StatsSettings, compute_stats
 
         if not langs:
             raise LsnError("no languages chosen", "tick at least one language in the list")
@@ -209,7 +209,8 @@ class Workbench:
         nothing). A set that a switched-on row uses is never replaced silently: unless `replace`,
         that raises `SetInUse`, which offers a free name.
         """
-        from lsn_explorer.core.identification import check_params, identify, stats_languages
+        from lsn_explorer.core.neurons.methods import check_params
+        from lsn_explorer.core.neurons.runs import identify, stats_languages
 
         name = name or method
         params = check_params(method, params)
@@ -242,8 +243,8 @@ class Workbench:
         return list(dict.fromkeys(r.name for r in reversed(self.session.records("neuron_set"))))
 
     def neuron_summary(self, name: str) -> NeuronSetSummary:
-        from lsn_explorer.core.analysis import jaccard_matrix, language_sets
-        from lsn_explorer.core.identification import load_neuron_set
+        from lsn_explorer.core.neurons.specificity import jaccard_matrix, language_sets
+        from lsn_explorer.core.neurons.runs import load_neuron_set
 
         neuron_set = load_neuron_set(self.session, name)
         record = self.session.latest("neuron_set", name)
@@ -255,8 +256,8 @@ class Workbench:
 
     def neuron_profile(self, text: str) -> NeuronProfile:
         """Statistics of the neuron `LAYER.INDEX` in every language with statistics."""
-        from lsn_explorer.core.identification import load_neuron_set, stats_languages
-        from lsn_explorer.core.stats_runs import load_stats
+        from lsn_explorer.core.neurons.runs import load_neuron_set, stats_languages
+        from lsn_explorer.core.stats.runs import load_stats
 
         layer, neuron = _parse_neuron(text)
         handle = self.require_model()
@@ -290,13 +291,13 @@ class Workbench:
     def check_spec(self, spec: str) -> Intervention:
         """Parse a spec and check what it names (stored set, language, statistics, neuron range)
         at once, so a bad row is refused when it is typed, not when it is switched on."""
-        from lsn_explorer.core.interventions import check_sources
+        from lsn_explorer.core.interventions.resolve import check_sources
 
         intervention = parse_intervention(spec)
         shape = (self.handle.n_layers, self.handle.d_ff) if self.handle is not None else None
         check_sources([intervention], self.session, shape)
         if self.handle is not None:
-            from lsn_explorer.core.interventions import resolve
+            from lsn_explorer.core.interventions.resolve import resolve
 
             resolve([intervention], self.handle, self.session)
         return intervention
@@ -306,7 +307,7 @@ class Workbench:
 
     def plan(self) -> EditPlan | None:
         """The switched-on rows resolved for the loaded model (None when none is on)."""
-        from lsn_explorer.core.interventions import resolve
+        from lsn_explorer.core.interventions.resolve import resolve
 
         active = self.active()
         return resolve(active, self.require_model(), self.session) if active else None
@@ -443,7 +444,7 @@ def _score_line(row: dict[str, Any]) -> str:
 
 def parse_params(method: str, text: str) -> dict[str, Any]:
     """`key=value key=value` → parameters of `method`, checked against the method registry."""
-    from lsn_explorer.core.methods import check_params
+    from lsn_explorer.core.neurons.methods import check_params
 
     defaults = METHOD_PARAMS.get(method)
     if defaults is None:

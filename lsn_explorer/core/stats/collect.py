@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
-from lsn_explorer.core.architectures import Site, mlp_module
-from lsn_explorer.core.stats import HistogramGrid, Mode, StatsAccumulator
+from lsn_explorer.core.vocab import Site
+from lsn_explorer.core.model.architectures import mlp_module
+from lsn_explorer.core.stats.accumulator import HistogramGrid, StatsAccumulator
+from lsn_explorer.core.vocab import Mode
 from lsn_explorer.errors import Cancelled, CorpusError
 
 if TYPE_CHECKING:
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.model.loading import ModelHandle
 
 Progress = Callable[[int, int], None]  # (tokens done, tokens total)
 FAITHFUL_WINDOW, FAITHFUL_BATCH = 512, 4  # Mondal et al.: batches of 4 × 512 tokens
@@ -60,13 +62,6 @@ def plan_batches(handle: ModelHandle, lines: Sequence[str], *, window: int, batc
     if len(rest) > 1:
         batches.append(rest.unsqueeze(0))
     return Plan(batches, window, sum(b.numel() for b in batches), short=n_full == 0)
-
-
-def model_context(handle: ModelHandle) -> int | None:
-    """The longest sequence the model was built for (None when the config does not say)."""
-    config = handle.model.config
-    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    return int(value) if value else None
 
 
 def collect_stats(
@@ -127,7 +122,7 @@ def _inputs(handle: ModelHandle, batch: torch.Tensor) -> dict[str, torch.Tensor]
 
 def _accumulate(handle: ModelHandle, batch: torch.Tensor, site: Site, acc: StatsAccumulator,
                 *, per_batch: bool) -> None:
-    from lsn_explorer.core.backend import site_proxy
+    from lsn_explorer.core.model.backend import site_proxy
 
     wrapped, arch, d_ff = handle.wrapped, handle.arch, handle.d_ff
     with torch.no_grad(), wrapped.trace(_inputs(handle, batch)):
@@ -137,7 +132,7 @@ def _accumulate(handle: ModelHandle, batch: torch.Tensor, site: Site, acc: Stats
 
 
 def _read_layers(handle: ModelHandle, batch: torch.Tensor, site: Site) -> list[torch.Tensor]:
-    from lsn_explorer.core.backend import read_sites
+    from lsn_explorer.core.model.backend import read_sites
 
     layers = read_sites(handle, _inputs(handle, batch), sites=(site,))[site]
     return [values.reshape(-1, handle.d_ff).float().cpu() for values in layers]

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 import nnsight
 import torch
 
-from lsn_explorer.core.architectures import Architecture, Site, mlp_module
-from lsn_explorer.core.interventions import EditPlan, Phase, apply_write
+from lsn_explorer.core.model.architectures import Architecture, mlp_module
+from lsn_explorer.core.vocab import Site
+from lsn_explorer.core.interventions.apply import EditPlan, Phase, apply_write
 
 if TYPE_CHECKING:
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.model.loading import ModelHandle
 
 
 def wrap(model: Any, tokenizer: Any) -> Any:

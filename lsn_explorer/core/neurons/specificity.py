@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lsn_explorer.core.neurons import NeuronSet
+from lsn_explorer.core.neurons.neuron_set import NeuronSet
 
 
 def eta_squared(counts: Sequence[int], means: torch.Tensor, sqmeans: torch.Tensor, target: int

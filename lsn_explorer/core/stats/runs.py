@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from lsn_explorer.core.collect import FAITHFUL_BATCH, FAITHFUL_WINDOW, collect_stats, model_context, plan_batches
-from lsn_explorer.core.corpora import read_lines
-from lsn_explorer.core.stats import Mode, StatsAccumulator
+from lsn_explorer.core.stats.collect import FAITHFUL_BATCH, FAITHFUL_WINDOW, collect_stats, plan_batches
+from lsn_explorer.core.model.loading import model_context
+from lsn_explorer.core.data.corpora import read_lines
+from lsn_explorer.core.vocab import Mode
+from lsn_explorer.core.stats.accumulator import StatsAccumulator
 from lsn_explorer.errors import CorpusError, LsnError, StatsMissing
 from lsn_explorer.session.provenance import file_sha256, model_provenance, provenance
 
 if TYPE_CHECKING:
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.session.store import Session
 
 LangProgress = Callable[[str, int, int], None]  # (lang, tokens done, tokens total)

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
-    from lsn_explorer.core.interventions import EditPlan, Intervention
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.interventions.apply import EditPlan
+    from lsn_explorer.core.interventions.spec import Intervention
+    from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.session.store import Session
 
 
@@ -53,7 +54,7 @@ def grouped_perplexity(handle: ModelHandle, groups: dict[str, Sequence[str]], ba
     """
     import torch
 
-    from lsn_explorer.core.backend import forward_logits
+    from lsn_explorer.core.model.backend import forward_logits
 
     tok = handle.tokenizer
     items: list[tuple[str, list[int]]] = []
@@ -89,7 +90,7 @@ def continuation_perplexity(handle: ModelHandle, prompt_ids: Sequence[int], new_
     """Perplexity of `new_ids` following `prompt_ids` (only the new tokens are scored)."""
     import torch
 
-    from lsn_explorer.core.backend import forward_logits
+    from lsn_explorer.core.model.backend import forward_logits
 
     if not new_ids:
         return Perplexity(0.0, 0)
@@ -103,7 +104,7 @@ def continuation_perplexity(handle: ModelHandle, prompt_ids: Sequence[int], new_
 
 def heldout_lines(lang: str, corpus_dir: str | None = None) -> list[str]:
     """The held-out lines of a language's corpus (the demo corpus by default)."""
-    from lsn_explorer.core.corpora import DEMO_CORPUS_DIR, corpus_file, read_lines, select
+    from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, corpus_file, read_lines, select
 
     return select(read_lines(corpus_file(lang, corpus_dir or DEMO_CORPUS_DIR)), "heldout")
 
@@ -155,7 +156,8 @@ def ppxc(handle: ModelHandle, session: Session | None, langs: Sequence[str], tem
     perplexity measured on j's held-out lines. A row whose set has no neurons for i is skipped."""
     from dataclasses import replace
 
-    from lsn_explorer.core.interventions import InterventionError, resolve
+    from lsn_explorer.core.interventions.spec import InterventionError
+    from lsn_explorer.core.interventions.resolve import resolve
 
     lines = {j: heldout_lines(j, corpus_dir) for j in langs}
     base = {j: p.value for j, p in grouped_perplexity(handle, lines).items()}

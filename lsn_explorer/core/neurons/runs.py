@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
-from lsn_explorer.core import identify as methods
-from lsn_explorer.core.analysis import eta_squared, specificity_summary
-from lsn_explorer.core.corpora import corpus_file, read_lines
-from lsn_explorer.core.methods import METHODS, PARAMS, check_method, check_params  # noqa: F401 (re-exported)
-from lsn_explorer.core.neurons import NeuronSet
-from lsn_explorer.core.stats_runs import (ActivationStats, StatsMismatch, StatsMissing, identity_differences,
-                                          load_stats)
+from lsn_explorer.core.neurons.baseline import random_baseline
+from lsn_explorer.core.neurons.lape import actprob90p, lape
+from lsn_explorer.core.neurons.specificity import eta_squared, specificity_summary
+from lsn_explorer.core.data.corpora import corpus_file, read_lines
+from lsn_explorer.core.neurons.methods import check_method, check_params
+from lsn_explorer.core.neurons.neuron_set import NeuronSet
+from lsn_explorer.core.stats.runs import (ActivationStats, StatsMismatch, StatsMissing, identity_differences, load_stats)
 from lsn_explorer.errors import Cancelled, CorpusError, LsnError
 from lsn_explorer.session.provenance import file_sha256, provenance
 
 if TYPE_CHECKING:
     import threading
 
-    from lsn_explorer.core.model import ModelHandle
+    from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.session.store import Session
 
 def session_stats(session: Session, langs: Sequence[str], site: str | None = None,
@@ -78,15 +78,15 @@ def identify(
             raise LsnError("LAPE compares languages: it needs statistics for at least two", "add languages with --langs")
         stats = session_stats(session, langs, params.pop("site", None), params.pop("mode", None))
         if method == "lape":
-            result = methods.lape(torch.stack([s.values["prob"] for s in stats]), langs, **params)
+            result = lape(torch.stack([s.values["prob"] for s in stats]), langs, **params)
         else:
-            result = methods.actprob90p(torch.stack([s.values["act90"] for s in stats]), langs, **params)
+            result = actprob90p(torch.stack([s.values["act90"] for s in stats]), langs, **params)
         result.params |= {"site": stats[0].site, "stats_mode": stats[0].mode,
                           "stats_records": {s.lang: s.record for s in stats}}
         corpus_spec = {s.lang: s.corpus for s in stats}
     elif method in ("type1", "type2"):
-        from lsn_explorer.core.corpora import DEMO_CORPUS_DIR
-        from lsn_explorer.core.transfer import transfer_neurons
+        from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR
+        from lsn_explorer.core.neurons.transfer import transfer_neurons
 
         if handle is None:
             raise LsnError(f"{method} needs the model", "pass --model")
@@ -103,7 +103,7 @@ def identify(
             raise LsnError("the random baseline needs a reference set", "pass --reference NAME (a stored neuron set)")
         ref = load_neuron_set(session, reference)
         layers = params.pop("layers", None) or ref.params.get("layers")
-        result = methods.random_baseline(ref, layers=layers, **params)
+        result = random_baseline(ref, layers=layers, **params)
         result.params["reference"] = reference
     _stop_if_cancelled(method, cancel)  # the run may have finished just as the user cancelled
     record = session.add("neuron_set", name or method, {"set": result.to_json()},
@@ -119,7 +119,7 @@ def _stop_if_cancelled(method: str, cancel: threading.Event | None) -> None:
 
 def parallel_paths(lang: str, folder: Path) -> tuple[Path, Path]:
     """English and `lang` files of a parallel corpus (Tatoeba pair files, or <code>.txt / FLORES)."""
-    from lsn_explorer.core.languages import get_language
+    from lsn_explorer.core.data.languages import get_language
 
     tatoeba = get_language(lang).code_in("tatoeba")
     if tatoeba and (folder / f"tatoeba.{tatoeba}-eng.{tatoeba}").is_file():

@@ -1,0 +1,2 @@
+"""Building the bundled demo model from the demo corpus, and its model card.
+"""
