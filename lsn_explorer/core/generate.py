@@ -256,7 +256,7 @@ def record_generation(session: Session, handle: ModelHandle, generation: Generat
     specs = [spec for row in generation.rows for spec in row.specs]
     name = "compare" if len(generation.rows) > 1 else "generate"
     record = session.add("generation", name, payload,
-                         provenance(handle=handle, method="generate", params={"interventions": specs},
+                         provenance(model=handle.provenance(), method="generate", params={"interventions": specs},
                                     seed=generation.seed))
     generation.record = record.id
     return record.id

@@ -1,7 +1,8 @@
 """Provenance: what every stored record carries so a result can be reproduced.
 
 Model (source, revision or file fingerprint, dtype, quantisation), corpus (files, hashes, token
-counts), method and parameters, seed, package versions and time.
+counts), method and parameters, seed, package versions and time. Plain dicts only: the model part
+comes from `ModelHandle.provenance()`, so this layer never imports the engine.
 """
 
 from __future__ import annotations
@@ -9,12 +10,9 @@ from __future__ import annotations
 import hashlib
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lsn_explorer.session.store import now
-
-if TYPE_CHECKING:
-    from lsn_explorer.core.model.loading import ModelHandle
 
 PACKAGES = ("lsn-explorer", "torch", "transformers", "nnsight", "bitsandbytes", "peft", "numpy", "safetensors")
 _EDGE = 1 << 20  # bytes read from each end of a weight file for its fingerprint
@@ -53,34 +51,17 @@ def checkpoint_fingerprint(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def model_provenance(handle: ModelHandle) -> dict[str, Any]:
-    source = Path(handle.source).expanduser()
-    info: dict[str, Any] = {
-        "source": handle.source,
-        "family": handle.arch.family,
-        "dtype": handle.dtype,
-        "quantization": handle.quantization,
-        "n_layers": handle.n_layers,
-        "d_ff": handle.d_ff,
-    }
-    if source.is_dir():
-        info["fingerprint"] = checkpoint_fingerprint(source)
-    else:
-        info["revision"] = getattr(handle.model.config, "_commit_hash", None)
-    return info
-
-
 def provenance(
     *,
-    handle: ModelHandle | None = None,
+    model: dict[str, Any] | None = None,
     corpus: dict[str, Any] | None = None,
     method: str | None = None,
     params: dict[str, Any] | None = None,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """The provenance block stored with a record."""
+    """The provenance block stored with a record (`model`: `ModelHandle.provenance()`)."""
     return {
-        "model": model_provenance(handle) if handle is not None else None,
+        "model": model,
         "corpus": corpus,
         "method": method,
         "params": params or {},

@@ -13,15 +13,16 @@ and `cancel` (a plain `threading.Event`) and are meant to run off the UI thread.
 from __future__ import annotations
 
 import re
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, available_languages, corpus_file
 from lsn_explorer.core.interventions.spec import Intervention, parse_intervention
 from lsn_explorer.core.data.languages import get_language, language_table
 from lsn_explorer.core.neurons.methods import METHODS, editable_defaults
+from lsn_explorer.core.progress import Rate, Step
+from lsn_explorer.core.specs import Spec
 from lsn_explorer.errors import LsnError, SetInUse
 from lsn_explorer.session.store import Record, Session
 
@@ -48,8 +49,10 @@ class SwitchRow:
 
 
 @dataclass
-class WorkbenchState:
+class WorkbenchState(Spec):
     """Everything restored when a session is reopened (neuron sets and history are records)."""
+
+    KIND: ClassVar[str] = STATE_KIND
 
     languages: list[str] = field(default_factory=lambda: ["en", "zh"])
     rows: list[SwitchRow] = field(default_factory=list)
@@ -63,9 +66,10 @@ class WorkbenchState:
     data_dir: str = ""
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "WorkbenchState":
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["rows"] = [SwitchRow(**row) for row in known.get("rows", [])]
+    def from_json(cls, data: dict[str, Any], *, source: str = "") -> "WorkbenchState":
+        known = cls.fields_from_json(data, source or "the saved workbench state")
+        known["rows"] = [SwitchRow(str(row["spec"]), bool(row.get("enabled", True)))
+                         for row in known.get("rows", []) if isinstance(row, dict) and "spec" in row]
         return cls(**known)
 
 
@@ -78,13 +82,7 @@ class LanguageRow:
     stats_tokens: int | None  # tokens in the newest statistics, None when there are none
 
 
-@dataclass(frozen=True)
-class StatsProgress:
-    lang: str
-    done: int
-    total: int
-    tokens_per_s: float
-    eta_s: float | None
+StatsProgress = Step  # what the Languages panel shows while statistics run (lang, tokens, speed)
 
 
 @dataclass(frozen=True)
@@ -144,7 +142,7 @@ class Workbench:
     def save_state(self) -> None:
         """Record the current state (the newest "workbench" record is what reopening restores)."""
         latest = self.session.latest(STATE_KIND)
-        payload = asdict(self.state)
+        payload = self.state.to_json()
         if latest is None or latest.payload != payload:
             self.session.add(STATE_KIND, "state", payload, {})
 
@@ -159,7 +157,9 @@ class Workbench:
         say(f"loading {source or 'the demo model'}")
         handle = load_model(source, four_bit=four_bit)
         say("wrapping with nnsight")
-        handle.wrapped  # build the nnsight wrapper now, not on the first generation
+        from lsn_explorer.core.model.backend import nnsight_model
+
+        nnsight_model(handle)  # build the nnsight wrapper now, not on the first generation
         self.handle = handle
         return handle.describe()
 
@@ -190,7 +190,7 @@ class Workbench:
         if not langs:
             raise LsnError("no languages chosen", "tick at least one language in the list")
         corpora = {lang: corpus_file(lang, self.corpus_dir) for lang in langs}
-        rate = _Rate()
+        rate = Rate()
 
         def report(lang: str, done: int, total: int) -> None:
             if progress is not None:
@@ -231,12 +231,7 @@ class Workbench:
 
     def check_replace(self, name: str, replace: bool = False) -> None:
         """Raise `SetInUse` when storing a set called `name` would change a switched-on row."""
-        using = rows_using(self.state.rows, name)
-        if using and not replace:
-            free = free_set_name(name, self.neuron_set_names())
-            raise SetInUse(f"neuron set {name!r} is used by the switched-on row {', '.join(using)}",
-                           f"save the new set as {free!r}, or switch the row off first",
-                           name=name, rows=using, free_name=free)
+        check_set_not_in_use(self.session, name, replace, rows=self.state.rows)
 
     def neuron_set_names(self) -> list[str]:
         """Stored neuron set names, newest first (a name's newest record is the set it means)."""
@@ -368,22 +363,6 @@ class Workbench:
         return [_history_entry(r) for r in reversed(records)]
 
 
-class _Rate:
-    """Tokens per second and time left of the language being collected."""
-
-    def __init__(self) -> None:
-        self.lang, self.start = "", 0.0
-
-    def update(self, lang: str, done: int, total: int) -> StatsProgress:
-        now = time.monotonic()
-        if lang != self.lang:
-            self.lang, self.start = lang, now
-        elapsed = now - self.start
-        speed = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / speed if speed > 0 else None
-        return StatsProgress(lang, done, total, speed, eta)
-
-
 def rows_using(rows: Sequence[SwitchRow], name: str) -> list[str]:
     """Specs of the switched-on rows whose neurons come from the stored set `name`."""
     using = []
@@ -396,6 +375,32 @@ def rows_using(rows: Sequence[SwitchRow], name: str) -> list[str]:
             if source == name:
                 using.append(row.spec)
     return using
+
+
+def check_set_not_in_use(session: Session, name: str, replace: bool = False, *,
+                         rows: Sequence[SwitchRow] | None = None) -> None:
+    """Refuse to store a neuron set under `name` while a switched-on row uses a set of that name.
+
+    Args:
+        session: the session the set would be stored in.
+        name: the name the new set would be stored under.
+        replace: the user chose to replace the set anyway; nothing is checked.
+        rows: the switch rows to check (default: those of the session's saved workbench state).
+
+    Raises:
+        SetInUse: a switched-on row uses `name`; it carries the rows and a free name to offer.
+    """
+    if replace:
+        return
+    if rows is None:
+        latest = session.latest(STATE_KIND)
+        rows = WorkbenchState.from_json(latest.payload).rows if latest else []
+    using = rows_using(rows, name)
+    if using:
+        free = free_set_name(name, [r.name for r in session.records("neuron_set")])
+        raise SetInUse(f"neuron set {name!r} is used by the switched-on row {', '.join(using)}",
+                       f"save the new set as {free!r}, or switch the row off first",
+                       name=name, rows=using, free_name=free)
 
 
 def free_set_name(name: str, taken: Sequence[str]) -> str:

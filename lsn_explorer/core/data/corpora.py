@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Iterable, Literal, Sequence
 
 from lsn_explorer.assets import DEMO_CORPUS_DIR
 from lsn_explorer.core.data.languages import Language, get_language
@@ -187,3 +187,44 @@ def wikipedia_file(lang: str, out_dir: str | Path, max_chars: int = 2_000_000) -
                 break
     tmp.replace(path)
     return path
+
+
+def resolve_corpora(langs: Sequence[str], sources: Sequence[str] | None = None,
+                    cache_root: str | Path | None = None) -> dict[str, Path]:
+    """The text file of each language, from what a user named as corpus sources.
+
+    `sources` is one of: nothing (the demo corpus); `["hf:wikipedia"]` (the start of each
+    language's Wikipedia, downloaded once into `<cache_root>/corpora/`); one folder (see
+    `corpus_file` for the names recognised there); or files, each named by language
+    (`zh.txt`, `hin_Deva.devtest`, `tatoeba.cmn-eng.cmn`) or given as `lang=FILE`.
+
+    Args:
+        langs: language codes wanted, in the order of the result.
+        sources: the corpus sources, as given on the command line (`--corpus`).
+        cache_root: the session store whose `corpora/` folder keeps downloaded text (default:
+            $LSN_SESSIONS_DIR or ./sessions).
+
+    Raises:
+        CorpusError: a named file does not exist, or no file was given for a language.
+    """
+    if not sources:
+        return {lang: corpus_file(lang, DEMO_CORPUS_DIR) for lang in langs}
+    if list(sources) == ["hf:wikipedia"]:
+        from lsn_explorer.session.store import default_root
+
+        root = Path(cache_root) if cache_root else default_root()
+        return {lang: wikipedia_file(lang, root / "corpora") for lang in langs}
+    if len(sources) == 1 and Path(sources[0]).is_dir():
+        return {lang: corpus_file(lang, sources[0]) for lang in langs}
+    files: dict[str, Path] = {}
+    for source in sources:
+        code, _, path = source.rpartition("=") if "=" in source else ("", "", source)
+        lang = get_language(code).code if code else language_of_file(path).code
+        if not Path(path).is_file():
+            raise CorpusError(f"corpus file {path} does not exist", "check the path")
+        files[lang] = Path(path)
+    missing = [lang for lang in langs if lang not in files]
+    if missing:
+        raise CorpusError(f"no corpus file given for {', '.join(missing)}",
+                          "add FILE arguments named by language (zh.txt, hin_Deva.devtest) or lang=FILE")
+    return {lang: files[lang] for lang in langs}

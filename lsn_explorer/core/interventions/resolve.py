@@ -131,7 +131,6 @@ def _neuron_set(source: str, handle: ModelHandle, session: Session | None) -> Ne
 
 
 def _set_pairs(iv: Intervention, neuron_set: NeuronSet) -> torch.Tensor:
-    import torch
 
     langs = neuron_set.languages
     lang = iv.lang or (langs[0] if len(langs) == 1 else None)
@@ -149,7 +148,6 @@ def _set_pairs(iv: Intervention, neuron_set: NeuronSet) -> torch.Tensor:
 
 
 def _stat_values(iv: Intervention, handle: ModelHandle, session: Session | None) -> torch.Tensor:
-    import torch
 
     from lsn_explorer.core.stats.runs import StatsMissing, load_stats
 

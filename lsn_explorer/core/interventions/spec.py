@@ -28,11 +28,12 @@ generation; "last" is the final prompt token (the final real token of each row i
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from lsn_explorer.core.data.languages import get_language
-from lsn_explorer.core.vocab import POSITIONS, STAT_VALUES, WRITE_SITES
+from lsn_explorer.core.specs import Spec
+from lsn_explorer.core.vocab import MODES, POSITIONS, STAT_VALUES, VALUES, WRITE_SITES
 from lsn_explorer.errors import LsnError
 
 SYNTAX = ("SOURCE[:LANG]=VALUE[@POSITIONS][/SITE][/faithful], e.g. lape:zh=p90, type1:ja=zero@prompt, "
@@ -47,8 +48,13 @@ class InterventionError(LsnError):
 
 
 @dataclass(frozen=True)
-class Intervention:
-    """One intervention, independent of any loaded model (serialisable by its spec)."""
+class Intervention(Spec):
+    """One intervention, independent of any loaded model (serialisable by its spec).
+
+    Validated on construction: an unknown value, site, position or mode is an `InterventionError`.
+    """
+
+    KIND: ClassVar[str] = "intervention"
 
     source: str  # a stored neuron-set name, "#<record id>", or "list" (hand-typed `neurons`)
     lang: str | None = None  # whose neurons, and whose statistics the value comes from
@@ -58,6 +64,17 @@ class Intervention:
     positions: str = "all"
     mode: str = "consistent"
     neurons: tuple[tuple[int, int], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        closed = (("value", self.value, VALUES), ("site", self.site, WRITE_SITES),
+                  ("positions", self.positions, POSITIONS), ("mode", self.mode, MODES))
+        problems = [f"{name} {value!r}" for name, value, choices in closed if value not in choices]
+        if self.source == "list" and not self.neurons:
+            problems.append("a neuron list with no neurons")
+        if self.source != "list" and not _SOURCE.match(self.source or ""):
+            problems.append(f"source {self.source!r}")
+        if problems:
+            raise InterventionError(f"invalid intervention: {', '.join(problems)}", f"syntax: {SYNTAX}")
 
     @property
     def spec(self) -> str:
@@ -82,14 +99,17 @@ class Intervention:
         return f"{who} = {value}" + (" " + " ".join(extras) if extras else "")
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = super().to_json()
         data["neurons"] = [list(p) for p in self.neurons]
         return data | {"spec": self.spec}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Intervention":
-        fields = {k: v for k, v in data.items() if k != "spec"}
+    def from_json(cls, data: dict[str, Any], *, source: str = "") -> "Intervention":
+        fields = cls.fields_from_json({k: v for k, v in data.items() if k != "spec"}, source)
         fields["neurons"] = tuple(tuple(int(x) for x in p) for p in fields.get("neurons", ()))
+        if "source" not in fields:
+            raise InterventionError(f"{source or 'the stored intervention'} is incomplete: it names no source",
+                                    "the record or file is damaged")
         return cls(**fields)
 
 

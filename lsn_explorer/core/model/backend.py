@@ -10,12 +10,12 @@ created with `nnsight.save([])`; run traces under `torch.no_grad()`.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import nnsight
 import torch
 
-from lsn_explorer.core.model.architectures import Architecture, mlp_module
+from lsn_explorer.core.model.architectures import Architecture, layer_modules, mlp_module
 from lsn_explorer.core.vocab import Site
 from lsn_explorer.core.interventions.apply import EditPlan, Phase, apply_write
 
@@ -27,6 +27,45 @@ def wrap(model: Any, tokenizer: Any) -> Any:
     """Wrap a built transformers model (causal LM or sequence classifier) for tracing; the
     tokenizer is shared, not copied."""
     return nnsight.TransformersModel(model, tokenizer=tokenizer)
+
+
+def nnsight_model(handle: ModelHandle) -> Any:
+    """The nnsight wrapper of `handle`'s model, built once and kept on the handle."""
+    if handle.traced is None:
+        handle.traced = wrap(handle.model, handle.tokenizer)
+    return handle.traced
+
+
+def stream_site(handle: ModelHandle, inputs: dict[str, torch.Tensor], site: Site,
+                consume: Callable[[int, Any], None]) -> None:
+    """One forward pass; `consume(layer, values)` sees each layer's `site` activations
+    ([tokens, d_ff]) inside the pass, so only one layer's values are alive at a time (statistics
+    over long corpora keep flat memory this way)."""
+    model, arch, d_ff = nnsight_model(handle), handle.arch, handle.d_ff
+    with torch.no_grad(), model.trace(dict(inputs)):
+        for layer in range(handle.n_layers):
+            consume(layer, site_proxy(mlp_module(model, arch, layer), arch, site, d_ff).reshape(-1, d_ff))
+
+
+def read_last_token(handle: ModelHandle, inputs: dict[str, torch.Tensor]
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """At the last position of each (left-padded) row, per layer: the decoder layer's raw output h,
+    the residual r entering the MLP (the input of the pre-MLP norm) and site a.
+
+    Returns float32 CPU tensors h [B, L, d], r [B, L, d], a [B, L, d_ff] (Tezuka & Inoue's
+    quantities, SCIENCE.md §8; h is the raw layer output, not the post-final-norm hidden state).
+    """
+    model, arch, d_ff = nnsight_model(handle), handle.arch, handle.d_ff
+    with torch.no_grad(), model.trace(dict(inputs)):
+        saved = nnsight.save({"h": [], "r": [], "a": []})
+        blocks = layer_modules(model, arch)
+        for layer in range(handle.n_layers):
+            block = blocks[layer]
+            saved["r"].append(getattr(block, arch.pre_mlp_norm).input[:, -1].float().cpu().save())
+            saved["a"].append(site_proxy(mlp_module(model, arch, layer), arch, "a", d_ff)[:, -1].float().cpu().save())
+            out = block.output
+            saved["h"].append((out[0] if isinstance(out, tuple) else out)[:, -1].float().cpu().save())
+    return tuple(torch.stack(saved[key], 1) for key in ("h", "r", "a"))  # type: ignore[return-value]
 
 
 def site_proxy(mlp: Any, arch: Architecture, site: Site, d_ff: int) -> Any:
@@ -64,7 +103,7 @@ def read_sites(
         handle.arch.check_site(site)
     layer_ids = sorted(range(handle.n_layers) if layers is None else layers)
     order = [s for s in ("g", "s", "a") if s in sites]  # forward order inside each MLP
-    wrapped = handle.wrapped
+    wrapped = nnsight_model(handle)
     d_ff = handle.d_ff
     with torch.no_grad(), wrapped.trace(dict(inputs)):
         saved = nnsight.save({site: [] for site in order})
@@ -121,7 +160,7 @@ def _forward(handle: ModelHandle, inputs: dict[str, torch.Tensor], plan: EditPla
         if plan is None or plan.empty:
             return handle.model(**inputs).logits
         last = last_positions(inputs["attention_mask"])
-        wrapped = handle.wrapped
+        wrapped = nnsight_model(handle)
         with wrapped.trace(dict(inputs)):
             _write_plan(wrapped, handle, plan, "prompt", last)
             logits = wrapped.output.logits.save()
@@ -144,7 +183,7 @@ def generate_rows(
     [rows × batch, prompt + new] in plan order.
     """
     handle.require("lm", "generation")
-    wrapped = handle.wrapped
+    wrapped = nnsight_model(handle)
     with warnings.catch_warnings(), torch.no_grad(), \
             wrapped.generate(max_new_tokens=max_new_tokens, **generate_kwargs) as tracer:
         # A generation that ends early (EOS, cancel) leaves the step loop waiting for steps that

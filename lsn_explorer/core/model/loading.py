@@ -77,7 +77,7 @@ class ModelHandle:
     dtype: str
     quantization: str | None = None
     head: Head = "lm"
-    _wrapped: Any = field(default=None, repr=False)
+    traced: Any = field(default=None, repr=False)  # the backend's nnsight wrapper, built on first use
 
     @property
     def n_layers(self) -> int:
@@ -108,14 +108,24 @@ class ModelHandle:
             f"pass --model with a *{HEADS[head].suffix} checkpoint",
         )
 
-    @property
-    def wrapped(self) -> Any:
-        """The nnsight wrapper around `model` (built once, on first use)."""
-        if self._wrapped is None:
-            from lsn_explorer.core.model.backend import wrap
+    def provenance(self) -> dict[str, Any]:
+        """What identifies these weights in a record: source, family, precision, shape, and the
+        checkpoint's file fingerprint (a local folder) or hub revision."""
+        from lsn_explorer.session.provenance import checkpoint_fingerprint
 
-            self._wrapped = wrap(self.model, self.tokenizer)
-        return self._wrapped
+        info: dict[str, Any] = {
+            "source": self.source,
+            "family": self.arch.family,
+            "dtype": self.dtype,
+            "quantization": self.quantization,
+            "n_layers": self.n_layers,
+            "d_ff": self.d_ff,
+        }
+        if Path(self.source).expanduser().is_dir():
+            info["fingerprint"] = checkpoint_fingerprint(Path(self.source).expanduser())
+        else:
+            info["revision"] = getattr(self.model.config, "_commit_hash", None)
+        return info
 
     def describe(self) -> dict[str, Any]:
         """Plain-data summary for provenance records and `model info`."""

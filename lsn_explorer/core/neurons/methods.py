@@ -9,9 +9,10 @@ against a session.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
 
+from lsn_explorer.core.specs import Spec
 from lsn_explorer.errors import LsnError
 
 METHODS: dict[str, str] = {
@@ -110,6 +111,21 @@ def check_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
     if checked.get("depth") is not None and checked.get("layers") is not None:
         raise LsnError(f"{method}: both --depth and --layers were given", "give one of them")
     return checked
+
+
+@dataclass(frozen=True)
+class MethodSpec(Spec):
+    """An identification run's method and parameters as stored with its neuron set; validated
+    against the registry on construction."""
+
+    KIND: ClassVar[str] = "identification"
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # frozen: the checked (typed) values replace what was given
+        object.__setattr__(self, "method", check_method(self.method))
+        object.__setattr__(self, "params", check_params(self.method, dict(self.params)))
 
 
 def check_method(name: str) -> str:

@@ -8,7 +8,7 @@ stores the resulting `NeuronSet` as a "neuron_set" record (the set is small: kep
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -16,14 +16,14 @@ from lsn_explorer.core.neurons.baseline import random_baseline
 from lsn_explorer.core.neurons.lape import actprob90p, lape
 from lsn_explorer.core.neurons.specificity import eta_squared, specificity_summary
 from lsn_explorer.core.data.corpora import corpus_file, read_lines
-from lsn_explorer.core.neurons.methods import check_method, check_params
+from lsn_explorer.core.neurons.methods import MethodSpec
 from lsn_explorer.core.neurons.neuron_set import NeuronSet
+from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
 from lsn_explorer.core.stats.runs import (ActivationStats, StatsMismatch, StatsMissing, identity_differences, load_stats)
-from lsn_explorer.errors import Cancelled, CorpusError, LsnError
+from lsn_explorer.errors import CorpusError, LsnError
 from lsn_explorer.session.provenance import file_sha256, provenance
 
 if TYPE_CHECKING:
-    import threading
 
     from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.session.store import Session
@@ -57,17 +57,17 @@ def identify(
     corpus_dir: str | Path | None = None,
     reference: str | None = None,
     name: str | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    cancel: threading.Event | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
 ) -> tuple[NeuronSet, int]:
     """Run `method` and store its NeuronSet in the session; returns (set, record id).
 
     `progress(lang, done, total)` reports the model passes of type1 / type2 (the other methods
     take well under a second). A set `cancel` raises `Cancelled` and stores nothing.
     """
-    method = check_method(method)
-    params = check_params(method, dict(params or {}))
-    _stop_if_cancelled(method, cancel)
+    spec = MethodSpec(method, dict(params or {}))  # validated before any work
+    method, params = spec.method, dict(spec.params)
+    stop_if_cancelled(cancel, method)
     corpus_spec: dict[str, Any] | None = None
     if method in ("lape", "actprob90p"):
         langs = list(langs or stats_languages(session))
@@ -105,16 +105,11 @@ def identify(
         layers = params.pop("layers", None) or ref.params.get("layers")
         result = random_baseline(ref, layers=layers, **params)
         result.params["reference"] = reference
-    _stop_if_cancelled(method, cancel)  # the run may have finished just as the user cancelled
-    record = session.add("neuron_set", name or method, {"set": result.to_json()},
-                         provenance(handle=handle, corpus=corpus_spec, method=method, params=result.params,
+    stop_if_cancelled(cancel, method)  # the run may have finished just as the user cancelled
+    record = session.add("neuron_set", name or method, {"set": result.to_json(), "spec": spec.to_json()},
+                         provenance(model=handle.provenance() if handle is not None else None, corpus=corpus_spec, method=method, params=result.params,
                                     seed=result.params.get("seed")))
     return result, record.id
-
-
-def _stop_if_cancelled(method: str, cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled(f"{method} was cancelled", "nothing was stored; run it again")
 
 
 def parallel_paths(lang: str, folder: Path) -> tuple[Path, Path]:
@@ -164,3 +159,24 @@ def specificity(session: Session, neuron_set: NeuronSet, langs: Sequence[str] | 
                               langs.index(lang))
         summary[lang] = specificity_summary(eta2, p) | {"neurons": len(pairs)}
     return summary
+
+
+def import_neuron_set(session: Session, path: str | Path, handle: ModelHandle, langs: Sequence[str] | None = None,
+                      name: str | None = None) -> tuple[NeuronSet, int]:
+    """Read a neuron file made elsewhere and store it in the session; returns (set, record id).
+
+    Args:
+        path: a `.json` neuron set or a Tang-style `.pth` file.
+        handle: the model the neurons belong to; its layer count and width check the indices.
+        langs: the languages of a `.pth` file's entries, in order (JSON files name their own).
+        name: the name to store the set under (default: the file name without its suffix).
+
+    Raises:
+        NeuronSetError: the file is missing, malformed, or does not fit the model.
+    """
+    from lsn_explorer.core.neurons.neuron_set import load_neuron_file
+
+    neuron_set = load_neuron_file(path, handle.n_layers, handle.d_ff, langs)
+    record = session.add("neuron_set", name or Path(path).stem, {"set": neuron_set.to_json()},
+                         {"method": "import", "file": str(path)})
+    return neuron_set, record.id

@@ -14,17 +14,17 @@ sentence (`score_layer`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import torch
 
-from lsn_explorer.core.model.architectures import layer_modules, mlp_module
+from lsn_explorer.core.model.architectures import mlp_module
 from lsn_explorer.core.neurons.methods import format_layers
 from lsn_explorer.core.neurons.neuron_set import NeuronSet
-from lsn_explorer.errors import Cancelled, LsnError
+from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
+from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
-    import threading
 
     from lsn_explorer.core.model.loading import ModelHandle
 
@@ -62,37 +62,27 @@ class LastTokenStates:
 
 
 def last_token_states(handle: ModelHandle, sentences: Sequence[str], *, batch_size: int = 64,
-                      progress: Callable[[int, int], None] | None = None,
-                      cancel: threading.Event | None = None) -> LastTokenStates:
+                      progress: Progress | None = None, label: str = "",
+                      cancel: Cancel | None = None) -> LastTokenStates:
     """Run the model over `sentences` (left-padded batches) and keep last-token states.
 
-    `progress(done, total)` after each batch; a set `cancel` stops between batches (`Cancelled`).
+    `progress(label, done, total)` after each batch; a set `cancel` stops between batches (`Cancelled`).
     """
-    from lsn_explorer.core.model.backend import site_proxy
+    from lsn_explorer.core.model.backend import read_last_token
 
     if not sentences:
         raise LsnError("no sentences to score", "give a parallel corpus with text")
-    wrapped, arch, d_ff = handle.wrapped, handle.arch, handle.d_ff
     hs, rs, as_ = [], [], []
     for start in range(0, len(sentences), batch_size):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("transfer-neuron scoring was cancelled", "nothing was stored; run it again")
+        stop_if_cancelled(cancel, "transfer-neuron scoring")
         chunk = list(sentences[start:start + batch_size])
         inputs = handle.tokenizer(chunk, return_tensors="pt", padding=True).to(handle.device)
-        h_rows, r_rows, a_rows = [], [], []
-        with torch.no_grad(), wrapped.trace(dict(inputs)):
-            blocks = layer_modules(wrapped, arch)
-            for layer in range(handle.n_layers):
-                block = blocks[layer]
-                r_rows.append(getattr(block, arch.pre_mlp_norm).input[:, -1].float().cpu())
-                a_rows.append(site_proxy(mlp_module(wrapped, arch, layer), arch, "a", d_ff)[:, -1].float().cpu())
-                out = block.output
-                h_rows.append((out[0] if isinstance(out, tuple) else out)[:, -1].float().cpu())
-        hs.append(torch.stack(h_rows, 1))
-        rs.append(torch.stack(r_rows, 1))
-        as_.append(torch.stack(a_rows, 1))
+        h, r, a = read_last_token(handle, dict(inputs))
+        hs.append(h)
+        rs.append(r)
+        as_.append(a)
         if progress is not None:
-            progress(min(start + batch_size, len(sentences)), len(sentences))
+            progress(label, min(start + batch_size, len(sentences)), len(sentences))
     return LastTokenStates(torch.cat(hs), torch.cat(rs), torch.cat(as_))
 
 
@@ -154,8 +144,8 @@ def transfer_neurons(
     test_share: float = 0.2,
     seed: int = 0,
     batch_size: int = 64,
-    progress: Callable[[str, int, int], None] | None = None,
-    cancel: threading.Event | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
 ) -> NeuronSet:
     """Type-1 or Type-2 neurons for each L2 in `pairs` (L2 → (English lines, L2 lines), aligned).
 
@@ -177,15 +167,13 @@ def transfer_neurons(
             raise LsnError(f"{lang}: {len(en_lines)} English lines but {len(l2_lines)} {lang} lines",
                            "parallel files must be line-aligned")
         train, test = split_indices(len(l2_lines), test_share, seed)
-        report = (lambda done, total, lang=lang: progress(lang, done, total)) if progress else None
-        l2 = last_token_states(handle, [l2_lines[i] for i in train], batch_size=batch_size, progress=report,
-                               cancel=cancel)
+        l2 = last_token_states(handle, [l2_lines[i] for i in train], batch_size=batch_size, progress=progress,
+                               label=lang, cancel=cancel)
         if kind == "type1":
             en_train = tuple(en_lines[i] for i in train)
             if en_train not in english:
-                report_en = (lambda done, total: progress("en", done, total)) if progress else None
-                english[en_train] = last_token_states(handle, en_train, batch_size=batch_size, progress=report_en,
-                                                      cancel=cancel)
+                english[en_train] = last_token_states(handle, en_train, batch_size=batch_size, progress=progress,
+                                                      label="en", cancel=cancel)
             en = english[en_train]
             centroids = ((en.h + l2.h) / 2).mean(0)  # [L, d]
         else:

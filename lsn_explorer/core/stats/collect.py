@@ -12,22 +12,20 @@ time and memory stays flat however long the corpus is.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
+from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
 from lsn_explorer.core.vocab import Site
-from lsn_explorer.core.model.architectures import mlp_module
 from lsn_explorer.core.stats.accumulator import HistogramGrid, StatsAccumulator
 from lsn_explorer.core.vocab import Mode
-from lsn_explorer.errors import Cancelled, CorpusError
+from lsn_explorer.errors import CorpusError
 
 if TYPE_CHECKING:
     from lsn_explorer.core.model.loading import ModelHandle
 
-Progress = Callable[[int, int], None]  # (tokens done, tokens total)
 FAITHFUL_WINDOW, FAITHFUL_BATCH = 512, 4  # Mondal et al.: batches of 4 × 512 tokens
 CALIBRATION_TOKENS = 2048  # the histogram grid is set from the first batches up to this many tokens
 
@@ -73,7 +71,8 @@ def collect_stats(
     shard: tuple[int, int] = (0, 1),
     bins: int = 1024,
     progress: Progress | None = None,
-    cancel: threading.Event | None = None,
+    label: str = "",
+    cancel: Cancel | None = None,
 ) -> StatsAccumulator:
     """Accumulate statistics of `site` over the batches of `plan` that belong to `shard`.
 
@@ -84,7 +83,8 @@ def collect_stats(
         mode: consistent | faithful (faithful also keeps per-batch percentiles).
         shard: (index, count): this process takes batches k with k % count == index.
         bins: histogram bins per neuron (percentile resolution).
-        progress: called with (tokens done, tokens this shard will do) after each batch.
+        progress: `progress(label, tokens done, tokens this shard will do)` after each batch.
+        label: what `progress` reports as (the language, when a run collects several).
         cancel: when set, stops between batches and raises `Cancelled`.
     """
     site = "g" if mode == "faithful" else handle.arch.check_site(site)
@@ -100,8 +100,7 @@ def collect_stats(
     per_batch = mode == "faithful"
     done = 0
     for k in mine:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("statistics collection was cancelled", "nothing was stored; run it again to resume")
+        stop_if_cancelled(cancel, "statistics collection")
         batch = plan.batches[k]
         if k < n_calib:  # already computed for calibration: one forward pass per batch, not two
             for layer, values in enumerate(calibration[k]):
@@ -111,7 +110,7 @@ def collect_stats(
         acc.end_batch(batch.numel())
         done += batch.numel()
         if progress is not None:
-            progress(done, total)
+            progress(label, done, total)
     return acc
 
 
@@ -122,13 +121,10 @@ def _inputs(handle: ModelHandle, batch: torch.Tensor) -> dict[str, torch.Tensor]
 
 def _accumulate(handle: ModelHandle, batch: torch.Tensor, site: Site, acc: StatsAccumulator,
                 *, per_batch: bool) -> None:
-    from lsn_explorer.core.model.backend import site_proxy
+    from lsn_explorer.core.model.backend import stream_site
 
-    wrapped, arch, d_ff = handle.wrapped, handle.arch, handle.d_ff
-    with torch.no_grad(), wrapped.trace(_inputs(handle, batch)):
-        for layer in range(handle.n_layers):
-            values = site_proxy(mlp_module(wrapped, arch, layer), arch, site, d_ff)
-            acc.update(layer, values.reshape(-1, d_ff), per_batch=per_batch)
+    stream_site(handle, _inputs(handle, batch), site,
+                lambda layer, values: acc.update(layer, values, per_batch=per_batch))
 
 
 def _read_layers(handle: ModelHandle, batch: torch.Tensor, site: Site) -> list[torch.Tensor]:

@@ -11,26 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 
 from lsn_explorer.core.stats.collect import FAITHFUL_BATCH, FAITHFUL_WINDOW, collect_stats, plan_batches
 from lsn_explorer.core.model.loading import model_context
 from lsn_explorer.core.data.corpora import read_lines
-from lsn_explorer.core.vocab import Mode
+from lsn_explorer.core.progress import Cancel, Progress
+from lsn_explorer.core.specs import Spec, one_of
+from lsn_explorer.core.vocab import MODES, SITES, Mode
 from lsn_explorer.core.stats.accumulator import StatsAccumulator
 from lsn_explorer.errors import CorpusError, LsnError, StatsMissing
-from lsn_explorer.session.provenance import file_sha256, model_provenance, provenance
+from lsn_explorer.session.provenance import file_sha256, provenance
 
 if TYPE_CHECKING:
     from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.session.store import Session
 
-LangProgress = Callable[[str, int, int], None]  # (lang, tokens done, tokens total)
 DEFAULT_WINDOW, DEFAULT_BATCH = 512, 4
 
 
@@ -75,7 +75,10 @@ class ActivationStats:
 
 
 @dataclass(frozen=True)
-class StatsSettings:
+class StatsSettings(Spec):
+    """How statistics are collected; persisted (flat) in every stats record and its run key."""
+
+    KIND: ClassVar[str] = "stats_settings"
     site: str = "s"
     mode: Mode = "consistent"
     window: int | None = None  # None: min(512, the model's context)
@@ -92,10 +95,8 @@ class StatsSettings:
                 flag = {"max_tokens": "--tokens", "batch_size": "--batch-size"}.get(name, f"--{name}")
                 raise LsnError(f"{name} {value} is out of range: it must be a whole number ≥ {low}",
                                f"e.g. {flag} {({'window': 512, 'batch_size': 4, 'max_tokens': 20000, 'bins': 1024})[name]}")
-        if self.site not in ("g", "s", "a"):
-            raise LsnError(f"unknown site {self.site!r}", "sites: g (gate pre-activation), s (activation), a (down input)")
-        if self.mode not in ("consistent", "faithful"):
-            raise LsnError(f"unknown statistics mode {self.mode!r}", "modes: consistent, faithful")
+        one_of("site", self.site, SITES)
+        one_of("statistics mode", self.mode, MODES)
 
     def resolved(self, handle: ModelHandle) -> "StatsSettings":
         """Fill in defaults and apply the faithful mode's fixed choices (g, 4 × 512)."""
@@ -114,7 +115,8 @@ class StatsSettings:
 
 
 def _run_key(handle: ModelHandle, corpus: Path, settings: StatsSettings, shard: tuple[int, int] | None) -> str:
-    data = {"model": model_provenance(handle), "corpus": file_sha256(corpus), "settings": settings.__dict__,
+    # The fields only (no kind/version), so records written by wave 1 still match and resume.
+    data = {"model": handle.provenance(), "corpus": file_sha256(corpus), "settings": settings.__dict__,
             "shard_count": shard[1] if shard else 1}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -126,8 +128,8 @@ def compute_stats(
     settings: StatsSettings = StatsSettings(),
     *,
     shard: tuple[int, int] | None = None,
-    progress: LangProgress | None = None,
-    cancel: threading.Event | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
     warn: Callable[[str], None] | None = None,
     allow_mixed: bool = False,
 ) -> list[dict[str, Any]]:
@@ -160,12 +162,12 @@ def compute_stats(
         if shard is not None and shard[0] >= len(plan.batches):
             raise CorpusError(f"{lang}: shard {shard[0]}/{shard[1]} gets no batch ({len(plan.batches)} batches)",
                               "use fewer shards for this corpus")
-        report = (lambda done, total, lang=lang: progress(lang, done, total)) if progress else None
         acc = collect_stats(handle, plan, site=settings.site, mode=settings.mode,  # type: ignore[arg-type]
-                            shard=shard or (0, 1), bins=settings.bins, progress=report, cancel=cancel)
+                            shard=shard or (0, 1), bins=settings.bins, progress=progress, label=lang,
+                            cancel=cancel)
         corpus_spec = {"lang": lang, "file": str(path), "sha256": file_sha256(path), "tokens": plan.total_tokens}
-        prov = provenance(handle=handle, corpus=corpus_spec, method=f"stats/{settings.mode}",
-                          params=settings.__dict__)
+        prov = provenance(model=handle.provenance(), corpus=corpus_spec, method=f"stats/{settings.mode}",
+                          params=settings.to_json())
         payload: dict[str, Any] = {"lang": lang, "key": key, **settings.__dict__}
         if shard is not None:
             payload |= {"shard": list(shard), "tokens": acc.tokens, "batches": acc.batches,
@@ -179,7 +181,7 @@ def compute_stats(
 
 def check_same_model(session: Session, handle: ModelHandle) -> None:
     """Refuse statistics of this model when the session holds some of a different one."""
-    mine = stats_identity(model_provenance(handle), "", "")
+    mine = stats_identity(handle.provenance(), "", "")
     for record in session.records("stats") + session.records("stats_shard"):
         theirs = stats_identity(record.provenance.get("model"), "", "")
         differences = identity_differences(theirs, mine)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
+from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
@@ -151,7 +152,8 @@ class PpxcMatrix:
 
 
 def ppxc(handle: ModelHandle, session: Session | None, langs: Sequence[str], template: Intervention,
-         corpus_dir: str | None = None, progress: Callable[[int, int], None] | None = None) -> PpxcMatrix:
+         corpus_dir: str | None = None, progress: Progress | None = None,
+         cancel: Cancel | None = None) -> PpxcMatrix:
     """PPXC(i, j) for every pair of `langs`: `template` (e.g. lape=zero) with its language set to i,
     perplexity measured on j's held-out lines. A row whose set has no neurons for i is skipped."""
     from dataclasses import replace
@@ -165,6 +167,7 @@ def ppxc(handle: ModelHandle, session: Session | None, langs: Sequence[str], tem
     skipped: dict[str, str] = {}
     total, done = len(langs) * len(langs), 0
     for i in langs:
+        stop_if_cancelled(cancel, "the PPXC matrix")
         try:
             plan = resolve([replace(template, lang=i)], handle, session)
         except InterventionError as exc:
@@ -174,7 +177,65 @@ def ppxc(handle: ModelHandle, session: Session | None, langs: Sequence[str], tem
         out[i] = {j: p.value for j, p in grouped_perplexity(handle, lines, plan=plan).items()}
         done += len(langs)
         if progress is not None:
-            progress(done, total)
+            progress(f"row {i}", done, total)
     if not out:
         raise LsnError("no language has neurons to deactivate", "; ".join(skipped.values()))
     return PpxcMatrix([i for i in langs if i in out], list(langs), base, out, skipped)
+
+
+def ppl_rows(handle: ModelHandle, lines: dict[str, Sequence[str]], plan: EditPlan | None = None
+             ) -> list[dict[str, float | int | str]]:
+    """One row per language: held-out perplexity, and with `plan` applied when given.
+
+    Each row holds `lang`, `tokens`, `ppl`, `intervened`, `change` (intervened − ppl) and
+    `relative` (change / ppl); without a plan `intervened` equals `ppl` and the changes are 0.
+    """
+    rows: list[dict[str, float | int | str]] = []
+    for lang, text in lines.items():
+        if plan is None:
+            base = line_perplexity(handle, text)
+            rows.append({"lang": lang, "tokens": base.n_tokens, "ppl": base.value, "intervened": base.value,
+                         "change": 0.0, "relative": 0.0})
+            continue
+        change = ppl_change(handle, text, plan, lang)
+        rows.append({"lang": lang, "tokens": change.base.n_tokens, "ppl": change.base.value,
+                     "intervened": change.intervened.value, "change": change.delta, "relative": change.relative})
+    return rows
+
+
+def record_ppl(session: Session, handle: ModelHandle, rows: list[dict[str, float | int | str]],
+               interventions: list[str]) -> int:
+    """Store a perplexity table (`ppl_rows`) in the session, named by its languages; returns the
+    record id.
+
+    Args:
+        interventions: the intervention specs the rows were measured with, as written.
+    """
+    from lsn_explorer.session.provenance import provenance
+
+    langs = ",".join(str(row["lang"]) for row in rows)
+    record = session.add("ppl", langs, {"rows": rows, "interventions": interventions},
+                         provenance(model=handle.provenance(), method="ppl",
+                                    params={"interventions": interventions}))
+    return record.id
+
+
+def ppxc_payload(matrix: PpxcMatrix, set_name: str, value: str) -> dict[str, object]:
+    """The plain-data form of a PPXC matrix, as stored and as `ppl --matrix --json` prints it."""
+    return {"set": set_name, "value": value, "rows": matrix.rows, "cols": matrix.cols,
+            "base": matrix.base, "ppl": matrix.ppl, "skipped": matrix.skipped}
+
+
+def record_ppxc(session: Session, handle: ModelHandle, matrix: PpxcMatrix, set_name: str, value: str) -> int:
+    """Store a PPXC matrix in the session under the neuron set's name; returns the record id.
+
+    Args:
+        set_name: the stored neuron set whose languages' neurons were intervened on.
+        value: the value written to them (e.g. "zero").
+    """
+    from lsn_explorer.session.provenance import provenance
+
+    record = session.add("ppxc", set_name, ppxc_payload(matrix, set_name, value),
+                         provenance(model=handle.provenance(), method="ppxc",
+                                    params={"set": set_name, "value": value}))
+    return record.id

@@ -304,6 +304,6 @@ def record_score(session: Session, handle: ModelHandle, score: SampleScore, spec
     payload = {"task": score.task, "lang": score.lang, "sample": score.sample, "example_id": score.example_id,
                "shown": score.shown, "rows": [row.__dict__ for row in score.rows]}
     record = session.add("score", score.task, payload,
-                         provenance(handle=handle, method="score", params={"interventions": specs}))
+                         provenance(model=handle.provenance(), method="score", params={"interventions": specs}))
     score.record = record.id
     return record.id

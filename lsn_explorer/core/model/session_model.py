@@ -1,0 +1,44 @@
+"""Which model a session's work continues with: the one its records were made with.
+
+Interventions name neuron sets computed on one model; scoring them on another would index the
+wrong neurons. So when no model is named, the newest record's provenance decides. Loading itself
+stays in `loading`; this module only chooses the source and precision.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lsn_explorer.core.model.loading import ModelHandle
+    from lsn_explorer.session.store import Session
+
+
+def session_model_source(session: Session | None) -> tuple[str, bool] | None:
+    """(source, loaded in NF4) of the newest record with a model in its provenance, or None."""
+    if session is None:
+        return None
+    for record in reversed(session.records()):
+        model = (record.provenance or {}).get("model")
+        if model and model.get("source"):
+            return model["source"], model.get("quantization") == "nf4"
+    return None
+
+
+def load_session_model(session: Session | None, source: str | None = None, dtype: str = "auto",
+                       four_bit: bool = False, device: str = "auto") -> ModelHandle:
+    """Load `source` when given, else the model the session's records were made with, else the demo.
+
+    Args:
+        session: the session whose records decide when `source` is None (None: no session).
+        source: Hugging Face id or local checkpoint folder; None defers to the session.
+        dtype, device: as for `load_model`.
+        four_bit: load in NF4; a session model recorded in NF4 is loaded in NF4 either way.
+    """
+    from lsn_explorer.core.model.loading import load_model
+
+    recorded = session_model_source(session) if source is None else None
+    if recorded is not None:
+        source, nf4 = recorded
+        return load_model(source, dtype=dtype, four_bit=four_bit or nf4, device=device)
+    return load_model(source, dtype=dtype, four_bit=four_bit, device=device)
