@@ -4,6 +4,9 @@
 All model work runs through `run_model_task`: one lane, one thread worker at a time, a plain
 `threading.Event` handed down to `core` for cancelling. Workers reach the UI only through
 `call_from_thread` and `post_message`.
+
+The app is the panels' `PanelHost` (host.py) and the router of their messages (messages.py): a
+panel asking for another tab's work posts a message, and the app hands it to that tab's panel.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.hints import app_hint
-from lsn_explorer.tui.messages import LaneFreed, ModelLoaded, ModelProgressed, SessionChanged
+from lsn_explorer.tui.messages import LaneFreed, ModelLoaded, ModelProgressed, RerunRequested, SessionChanged
 from lsn_explorer.tui.panels.base import Panel
 from lsn_explorer.tui.panels.generate import GeneratePanel
 from lsn_explorer.tui.panels.history import HistoryPanel
@@ -211,6 +214,13 @@ class LsnApp(App[None]):
     def on_session_changed(self, message: SessionChanged) -> None:
         for panel in self._panels():
             panel.records_changed()
+
+    async def on_rerun_requested(self, message: RerunRequested) -> None:
+        """History's R: the entry goes to the tab that made it, which runs it with the current rows."""
+        if message.entry.kind == "generation":
+            (await self._bring("generate", GeneratePanel)).rerun(message.entry.request)
+        else:
+            (await self._bring("score", ScorePanel)).rerun(message.entry.request)
 
     def show_error(self, exc: LsnError) -> None:
         hint = app_hint(exc.hint)  # core hints name the CLI; the app says which tab and key do it

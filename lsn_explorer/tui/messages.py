@@ -1,32 +1,50 @@
-"""Messages the model worker posts back to the UI thread (past tense: something happened)."""
+"""The app's messages, as dataclasses with past-tense names (something happened).
+
+The model worker posts them back to the UI thread; panels post them to ask for something beyond
+themselves. A message bubbles from the panel that posts it up to the app, which routes it (to the
+panels, or to the one sibling panel it concerns): a panel never calls a sibling panel directly.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from textual.message import Message
 
+from lsn_explorer.workbench.bench import HistoryEntry
 
+
+@dataclass
 class ModelLoaded(Message):
-    def __init__(self, description: dict[str, Any]) -> None:
-        super().__init__()
-        self.description = description
+    """A model finished loading; `description` is `ModelHandle.describe()`."""
+
+    description: dict[str, Any]
 
 
+@dataclass
 class ModelProgressed(Message):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
+    """A step of loading the model (shown in the status line)."""
+
+    text: str
 
 
+@dataclass
 class LaneFreed(Message):
     """The model lane is free again (the task finished, failed or was cancelled)."""
 
-    def __init__(self, label: str, cancelled: bool) -> None:
-        super().__init__()
-        self.label = label
-        self.cancelled = cancelled
+    label: str
+    cancelled: bool
 
 
+@dataclass
 class SessionChanged(Message):
     """Records were added (a set, a generation, a score): panels showing records refresh."""
+
+
+@dataclass
+class RerunRequested(Message):
+    """History asks to run `entry` again with the current interventions; the app sends it to the
+    tab that made it (Generate or Score), which records it as a new entry."""
+
+    entry: HistoryEntry

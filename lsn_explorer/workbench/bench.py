@@ -335,7 +335,7 @@ class Workbench:
     # -- scoring -------------------------------------------------------------------------------
     def choose_sample(self, task: str, lang: str, sample: int, data_dir: str = "") -> dict[str, Any]:
         """Load one task sample and remember the choice; returns what the sample shows."""
-        from lsn_explorer.core.tasks.scoring import describe, load_examples, pick
+        from lsn_explorer.core.tasks.registry import describe, load_examples, pick
 
         example = pick(load_examples(task, lang, data_dir or None), sample, task, lang)
         self.state.task, self.state.task_lang, self.state.sample, self.state.data_dir = task, lang, sample, data_dir
@@ -344,7 +344,8 @@ class Workbench:
 
     def score(self) -> SampleScore:
         """Score the chosen sample with and without the switched-on interventions; recorded."""
-        from lsn_explorer.core.tasks.scoring import load_examples, pick, record_score, score_sample
+        from lsn_explorer.core.tasks.registry import load_examples, pick, score_sample
+        from lsn_explorer.core.tasks.scoring import record_score
 
         state = self.state
         handle = self.require_model()

@@ -16,7 +16,8 @@ from lsn_explorer.core.model.backend import class_logits, read_sites
 from lsn_explorer.core.interventions.spec import parse_intervention
 from lsn_explorer.core.interventions.resolve import resolve
 from lsn_explorer.core.model.loading import ModelHandle, head_for, load_model
-from lsn_explorer.core.tasks.scoring import continuation_logliks, load_examples, score_sample
+from lsn_explorer.core.tasks.registry import load_examples, score_sample
+from lsn_explorer.core.tasks.scoring import continuation_logliks
 from lsn_explorer.core.tasks.xnli import LABELS, XnliExample
 from lsn_explorer.errors import ModelLoadError, UnsupportedArchitecture
 from test_cli_engine import run

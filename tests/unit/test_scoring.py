@@ -11,7 +11,8 @@ from lsn_explorer.core.interventions.spec import parse_intervention
 from lsn_explorer.core.interventions.resolve import resolve
 from lsn_explorer.core.tasks import metrics
 from lsn_explorer.core.tasks.perplexity import continuation_perplexity, line_perplexity
-from lsn_explorer.core.tasks.scoring import continuation_logliks, load_examples, pick, score_sample, score_text
+from lsn_explorer.core.tasks.registry import load_examples, pick, score_sample
+from lsn_explorer.core.tasks.scoring import continuation_logliks, score_text
 from lsn_explorer.errors import TaskFileError
 from tests.intervention_reference import random_constant_spec
 
@@ -88,3 +89,15 @@ def test_continuation_perplexity_counts_only_new_tokens(demo):
         logprobs = torch.log_softmax(demo.model(input_ids=torch.tensor([prompt + new])).logits[0].float(), -1)
     nll = -sum(float(logprobs[len(prompt) + k - 1, t]) for k, t in enumerate(new))
     assert got.n_tokens == len(new) and got.value == pytest.approx(math.exp(nll / len(new)), rel=1e-5)
+
+
+def test_tasks_come_from_one_registry_with_did_you_mean():
+    from lsn_explorer.core.tasks.files import TASKS as FILE_LAYOUTS
+    from lsn_explorer.core.tasks.registry import TASKS, get_task
+    from lsn_explorer.errors import TaskFileError
+
+    assert list(TASKS) == list(FILE_LAYOUTS)  # every task has a file layout, and no layout is orphaned
+    with pytest.raises(TaskFileError, match="did you mean xquad"):
+        get_task("xqaud")
+    with pytest.raises(TaskFileError, match="did you mean mkqa"):
+        load_examples("mkqa2", "en")

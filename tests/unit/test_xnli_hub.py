@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lsn_explorer.core.tasks.files import hub_dataset
-from lsn_explorer.core.tasks.scoring import load_examples
+from lsn_explorer.core.tasks.registry import load_examples
 from lsn_explorer.core.tasks.xnli import XnliExample
 from lsn_explorer.errors import LanguageError, TaskFileError
 from test_cli_engine import assert_error, run

@@ -11,18 +11,16 @@
   SQuAD v1.1 EM/F1 (plus the token-id variant) or MKQA's token F1.
 - Any text: per-token log-probabilities and perplexity.
 Baseline and intervened scores come from one batched run (generation) or one forward pass each
-over identical tokens (log-likelihoods).
+over identical tokens (log-likelihoods). Which function serves which task is `registry.py`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from lsn_explorer.core.tasks import metrics
-from lsn_explorer.core.tasks.files import TASKS, hub_dataset, task_file
 from lsn_explorer.errors import ModelLoadError, TaskFileError
 
 if TYPE_CHECKING:
@@ -76,78 +74,41 @@ class SampleScore:
     record: int | None = None
 
 
-def load_examples(task: str, lang: str, data_dir: str | Path | None = None, split: str = "test") -> list[Any]:
-    """Every example of `task` in `lang`.
-
-    Args:
-        task: xnli | xquad | mkqa.
-        lang: our language code.
-        data_dir: None for the demo samples, a benchmark folder, or `hf:DATASET` (XNLI only, e.g.
-            `hf:xnli`) to read the Hugging Face dataset with the optional `datasets` package.
-        split: XNLI split (test | validation; the hub also has train).
-
-    Raises:
-        TaskFileError: unknown task, missing or malformed file, or a hub source that cannot be read.
-        LanguageError: the benchmark does not cover the language.
-    """
-    from lsn_explorer.core.tasks.mkqa import load_mkqa
-    from lsn_explorer.core.tasks.xnli import load_xnli, load_xnli_hub
-    from lsn_explorer.core.tasks.xquad import load_xquad
-
-    dataset = hub_dataset(data_dir)
-    if dataset is not None:
-        if task != "xnli":
-            raise TaskFileError(f"{task} cannot be read from the Hugging Face hub (--data-dir {data_dir})",
-                                "only XNLI has a hub loader; pass a benchmark folder for xquad and mkqa")
-        return load_xnli_hub(lang, split, dataset)
-    path = task_file(task, lang, data_dir, split)
-    if task == "xnli":
-        return load_xnli(path)
-    if task == "xquad":
-        return load_xquad(path)
-    return load_mkqa(path, lang)
+def score_xquad(handle: ModelHandle, lang: str, example: Any, plans: Sequence[EditPlan | None], names: list[str],
+                sample: int) -> SampleScore:
+    """A greedy answer after the passage (cut to fit the context) and the question; SQuAD EM/F1."""
+    shown = describe_xquad(example)
+    context, truncated = _fit_context(handle, example.context, f"\nQuestion: {example.question}\nAnswer:")
+    prompt = f"{context}\nQuestion: {example.question}\nAnswer:"
+    shown |= {"context": context, "context_truncated": truncated}
+    return _score_generated(handle, "xquad", lang, example.id, sample, prompt, shown["answers"], shown, plans, names)
 
 
-def pick(examples: Sequence[Any], sample: int, task: str, lang: str) -> Any:
-    if not 0 <= sample < len(examples):
-        raise TaskFileError(f"{task} {lang} has {len(examples)} samples; there is no sample {sample}",
-                            f"choose --sample between 0 and {len(examples) - 1}")
-    return examples[sample]
+def score_mkqa(handle: ModelHandle, lang: str, example: Any, plans: Sequence[EditPlan | None], names: list[str],
+               sample: int) -> SampleScore:
+    """A greedy answer to the question; MKQA's token F1 (long or missing answers are not scored)."""
+    if not example.scorable:
+        raise TaskFileError(f"MKQA sample {sample} ({example.example_id}) has a long or no answer",
+                            "MKQA's F1 skips those; choose another sample")
+    shown = describe_mkqa(example)
+    return _score_generated(handle, "mkqa", lang, example.example_id, sample, f"Question: {example.query}\nAnswer:",
+                            shown["answers"], shown, plans, names)
 
 
-def score_sample(handle: ModelHandle, task: str, lang: str, example: Any, plans: Sequence[EditPlan | None],
-                 *, sample: int = 0, labels: Sequence[str] | None = None) -> SampleScore:
-    """Score one example once per plan (None = baseline)."""
-    names = list(labels) if labels else ["baseline" if p is None or not p.edits else
-                                        " + ".join(iv.label for iv in p.interventions) for p in plans]
-    if task == "xnli":
-        return _score_xnli(handle, lang, example, plans, names, sample)
-    if task == "xquad":
-        shown = describe(task, example)
-        context, truncated = _fit_context(handle, example.context, f"\nQuestion: {example.question}\nAnswer:")
-        prompt = f"{context}\nQuestion: {example.question}\nAnswer:"
-        shown |= {"context": context, "context_truncated": truncated}
-        return _score_generated(handle, task, lang, example.id, sample, prompt, shown["answers"], shown, plans, names)
-    if task == "mkqa":
-        if not example.scorable:
-            raise TaskFileError(f"MKQA sample {sample} ({example.example_id}) has a long or no answer",
-                                "MKQA's F1 skips those; choose another sample")
-        shown = describe(task, example)
-        return _score_generated(handle, task, lang, example.example_id, sample, f"Question: {example.query}\nAnswer:",
-                                shown["answers"], shown, plans, names)
-    raise TaskFileError(f"unknown task {task!r}", f"tasks: {', '.join(TASKS)}")
+def describe_xnli(example: Any) -> dict[str, Any]:
+    """Premise, hypothesis and gold label."""
+    from lsn_explorer.core.tasks.xnli import LABELS
+
+    return {"premise": example.premise, "hypothesis": example.hypothesis, "gold": LABELS[example.label]}
 
 
-def describe(task: str, example: Any) -> dict[str, Any]:
-    """What a sample shows a reader: XNLI premise, hypothesis and gold label; XQuAD passage,
-    question and answers; MKQA question and every gold answer with its aliases."""
-    if task == "xnli":
-        from lsn_explorer.core.tasks.xnli import LABELS
+def describe_xquad(example: Any) -> dict[str, Any]:
+    """Passage, question and the gold answers."""
+    return {"context": example.context, "question": example.question, "answers": [a.text for a in example.answers]}
 
-        return {"premise": example.premise, "hypothesis": example.hypothesis, "gold": LABELS[example.label]}
-    if task == "xquad":
-        return {"context": example.context, "question": example.question,
-                "answers": [a.text for a in example.answers]}
+
+def describe_mkqa(example: Any) -> dict[str, Any]:
+    """Question and every gold answer with its aliases."""
     return {"question": example.query,
             "answers": [text for a in example.answers for text in ((a.text,) if a.text else ()) + tuple(a.aliases)]}
 
@@ -172,8 +133,9 @@ def _fit_context(handle: ModelHandle, context: str, rest: str) -> tuple[str, boo
     return kept, True
 
 
-def _score_xnli(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPlan | None], names: list[str],
-                sample: int) -> SampleScore:
+def score_xnli(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPlan | None], names: list[str],
+               sample: int) -> SampleScore:
+    """Label probabilities from the verbalised options' log-likelihoods, or from a classifier head."""
     from lsn_explorer.core.tasks.xnli import LABELS
 
     if handle.head == "classifier":
@@ -189,7 +151,7 @@ def _score_xnli(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPla
         probs = [w / sum(weights) for w in weights]
         predicted = max(range(3), key=lambda k: loglik[k])
         rows.append(RowScore(name, LABELS[predicted], predicted == ex.label, probs))
-    return SampleScore("xnli", lang, sample, ex.id, describe("xnli", ex), rows)
+    return SampleScore("xnli", lang, sample, ex.id, describe_xnli(ex), rows)
 
 
 def _score_xnli_head(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPlan | None], names: list[str],
@@ -212,7 +174,7 @@ def _score_xnli_head(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[Ed
         probs = [float(head_probs[k]) for k in order]
         predicted = max(range(3), key=probs.__getitem__)
         rows.append(RowScore(name, LABELS[predicted], predicted == ex.label, probs))
-    return SampleScore("xnli", lang, sample, ex.id, describe("xnli", ex), rows)
+    return SampleScore("xnli", lang, sample, ex.id, describe_xnli(ex), rows)
 
 
 def head_label_order(handle: ModelHandle) -> list[int]:

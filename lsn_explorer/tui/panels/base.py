@@ -1,15 +1,20 @@
-"""What every panel does when the session, the model, the lane or the records change."""
+"""What every panel does when the session, the model, the lane or the records change.
+
+A panel reaches the app only as a `PanelHost` (never by importing the app), and reaches sibling
+panels only by posting a message the app routes.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from textual.containers import Vertical
 
+from lsn_explorer.tui.host import PanelHost
+
 if TYPE_CHECKING:
     from lsn_explorer.workbench.bench import Workbench
-    from lsn_explorer.tui.app import LsnApp
 
 
 PROGRESS_S = 0.25  # a worker's progress reaches a panel at most 4 times a second (toolong's batch_time)
@@ -38,20 +43,21 @@ class Panel(Vertical):
     DEFAULT_FOCUS = ""  # selector of the widget a tab key focuses
 
     @property
-    def lsn(self) -> LsnApp:
-        return self.app  # type: ignore[return-value]
+    def host(self) -> PanelHost:
+        """The app holding this panel, as far as panels may use it."""
+        return cast(PanelHost, self.app)
 
     @property
     def workbench(self) -> Workbench:
-        assert self.lsn.workbench is not None, "panels are only used once a session is open"
-        return self.lsn.workbench
+        assert self.host.workbench is not None, "panels are only used once a session is open"
+        return self.host.workbench
 
     def run_model_task(self, label: str, call: Callable[[Any], Any], done: Callable[[Any], None] | None = None) -> bool:
-        return self.lsn.run_model_task(label, call, done)
+        return self.host.run_model_task(label, call, done)
 
     def on_mount(self) -> None:
         # A panel mounted after the session opened (tabs mount lazily) catches up by itself.
-        workbench = self.lsn.workbench
+        workbench = self.host.workbench
         if workbench is not None:
             self.restore(workbench)
             if workbench.handle is not None:

@@ -109,14 +109,14 @@ class GeneratePanel(Panel):
             else:
                 self.query_one("#prompt", Input).value = prompt
         except LsnError as exc:
-            self.lsn.show_error(exc)
+            self.host.show_error(exc)
             return
         settings = settings or {}
         workbench = self.workbench
         try:
             labels = [iv.label for iv in workbench.active()]
         except LsnError as exc:
-            self.lsn.show_error(exc)
+            self.host.show_error(exc)
             return
         baseline = self.query_one("#pane-baseline", Pane)
         intervened = self.query_one("#pane-intervened", Pane)
@@ -132,6 +132,13 @@ class GeneratePanel(Panel):
             baseline.reset("without interventions", _prompt_shown(prompt))
             intervened.reset("with " + " + ".join(labels) if labels else "with interventions: none switched on",
                              _prompt_shown(prompt) if labels else "")
+
+    def rerun(self, request: dict[str, Any]) -> None:
+        """Generate again from a History entry's request (its prompt and settings), with the current
+        interventions."""
+        settings = {"max_new_tokens": request["max_new_tokens"], "temperature": request["temperature"],
+                    "seed": request["seed"]}
+        self.start(request["prompt"], settings)
 
     def _settings(self) -> dict[str, Any]:
         def number(widget_id: str, kind: type, name: str, hint: str) -> Any:

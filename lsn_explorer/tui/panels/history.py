@@ -1,14 +1,18 @@
 """History: the session's generations and scores, newest first; re-run one with the current
-interventions (it goes to the Generate or Score tab and is recorded as a new entry)."""
+interventions (it goes to the Generate or Score tab and is recorded as a new entry).
+
+Re-running posts `RerunRequested`; the app routes it to the panel that made the entry.
+"""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Label, Static, TabbedContent
+from textual.widgets import DataTable, Label, Static
 
 from lsn_explorer.workbench.bench import HistoryEntry, Workbench
+from lsn_explorer.tui.messages import RerunRequested
 from lsn_explorer.tui.panels.base import Panel
 
 
@@ -63,20 +67,9 @@ class HistoryPanel(Panel):
         self.rerun()
 
     def rerun(self) -> None:
-        from lsn_explorer.tui.panels.generate import GeneratePanel
-        from lsn_explorer.tui.panels.score import ScorePanel
-
+        """Ask for the selected entry to run again (the app sends it to the Generate or Score tab)."""
         entry = self._selected()
         if entry is None:
             self.notify("no history entry selected", severity="warning", markup=False)
             return
-        p = entry.request
-        tabs = self.screen.query_one(TabbedContent)
-        if entry.kind == "generation":
-            tabs.active = "generate"
-            settings = {"max_new_tokens": p["max_new_tokens"], "temperature": p["temperature"], "seed": p["seed"]}
-            self.screen.query_one(GeneratePanel).start(p["prompt"], settings)
-        else:
-            tabs.active = "score"
-            self.screen.query_one(ScorePanel).score((p["task"], p["lang"], p["sample"],
-                                                     self.workbench.state.data_dir))
+        self.post_message(RerunRequested(entry))

@@ -127,7 +127,7 @@ class InterventionsPanel(Panel):
         try:
             self.workbench.check_spec(spec)
         except LsnError as exc:
-            self.lsn.show_error(exc)
+            self.host.show_error(exc)
             return False
         row = InterventionRow(SwitchRow(spec, False), names)
         self.query_one("#iv-rows", VerticalScroll).mount(row)
@@ -190,7 +190,7 @@ class InterventionsPanel(Panel):
             spec = row.spec_from_widgets()
             intervention = parse_intervention(spec)
         except LsnError as exc:
-            self.lsn.show_error(exc)
+            self.host.show_error(exc)
             return
         row.row = SwitchRow(spec, row.enabled)
         if not self._applies(intervention, row.enabled):
@@ -202,7 +202,7 @@ class InterventionsPanel(Panel):
         try:
             self.workbench.check_spec(intervention.spec)
         except LsnError as exc:
-            self.lsn.show_error(LsnError(exc.message + (" — row switched off" if enabled else ""), exc.hint))
+            self.host.show_error(LsnError(exc.message + (" — row switched off" if enabled else ""), exc.hint))
             return False
         return True
 
@@ -212,7 +212,7 @@ class InterventionsPanel(Panel):
         self._summarise()
 
     def _summarise(self) -> None:
-        active = self.workbench.active() if self.lsn.workbench is not None else []
+        active = self.workbench.active() if self.host.workbench is not None else []
         if not active:
             text = "No row switched on: generations and scores run the plain model only."
         else:

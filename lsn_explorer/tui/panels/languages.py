@@ -65,7 +65,7 @@ class LanguagesPanel(Panel):
 
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
         chosen = list(event.selection_list.selected)
-        if self.lsn.workbench is not None and chosen != self.workbench.state.languages:
+        if self.host.workbench is not None and chosen != self.workbench.state.languages:
             self.workbench.set_languages(chosen)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -80,10 +80,10 @@ class LanguagesPanel(Panel):
         text = self.query_one("#stats-tokens", Input).value.strip()
         max_tokens = int(text) if text else None
         if not langs:
-            self.lsn.show_error(LsnError("no languages ticked", "tick at least one language in the list"))
+            self.host.show_error(LsnError("no languages ticked", "tick at least one language in the list"))
             return
         if max_tokens is not None and max_tokens < 1:
-            self.lsn.show_error(LsnError("tokens per language must be at least 1", "leave it empty for the whole corpus"))
+            self.host.show_error(LsnError("tokens per language must be at least 1", "leave it empty for the whole corpus"))
             return
         workbench = self.workbench
         throttle = Throttle()
@@ -104,7 +104,7 @@ class LanguagesPanel(Panel):
         self.query_one("#stats-bar", ProgressBar).update(total=p.total, progress=p.done)
         eta = f"ETA {p.eta_s:.0f} s" if p.eta_s is not None else "ETA –"
         self.query_one("#stats-progress", Static).update(
-            f"{p.lang}: {p.done:,} / {p.total:,} tokens · {p.tokens_per_s:,.0f} tok/s · {eta}")
+            f"{p.label}: {p.done:,} / {p.total:,} tokens · {p.per_second:,.0f} tok/s · {eta}")
 
     def lane_freed(self, cancelled: bool) -> None:
         if not self._collecting:  # finished (or not ours)

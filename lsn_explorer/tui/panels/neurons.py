@@ -95,7 +95,7 @@ class NeuronsPanel(Panel):
         try:
             summary = self.workbench.neuron_summary(name)
         except LsnError as exc:
-            self.lsn.show_error(exc)
+            self.host.show_error(exc)
             return
         self._render_summary(summary)
 
@@ -128,16 +128,16 @@ class NeuronsPanel(Panel):
         try:
             params = parse_params(method, self.query_one("#method-params", Input).value)
         except LsnError as exc:
-            self.lsn.show_error(exc)
+            self.host.show_error(exc)
             return
         name = self.query_one("#method-name", Input).value.strip() or method
         reference = self.query_one("#method-reference", Select).value
         reference = reference if isinstance(reference, str) else None
         if method == "random" and reference is None:
-            self.lsn.show_error(LsnError("the random baseline needs a reference set",
+            self.host.show_error(LsnError("the random baseline needs a reference set",
                                          "choose a stored set under 'reference'"))
             return
-        if not self.lsn.lane_free():  # say so now, not after asking about the name
+        if not self.host.lane_free():  # say so now, not after asking about the name
             return
         try:
             self.workbench.check_replace(name)
@@ -208,7 +208,7 @@ class NeuronsPanel(Panel):
             try:
                 profile = self.workbench.neuron_profile(event.value)
             except LsnError as exc:
-                self.lsn.show_error(exc)
+                self.host.show_error(exc)
                 return
             self._render_profile(profile)
         elif event.input.id in ("method-params", "method-name"):

@@ -71,7 +71,7 @@ class ScorePanel(Panel):
         try:
             shown = self.workbench.choose_sample(*self._choice())
         except LsnError as exc:
-            self.lsn.show_error(exc)
+            self.host.show_error(exc)
             return False
         self._show(shown)
         return True
@@ -97,6 +97,11 @@ class ScorePanel(Panel):
             return
         workbench = self.workbench
         self.run_model_task("scoring", lambda cancel: workbench.score(), self._scored)
+
+    def rerun(self, request: dict[str, Any]) -> None:
+        """Score again the sample of a History entry's request (task, language, sample number) from
+        the current data folder, with the current interventions."""
+        self.score((request["task"], request["lang"], request["sample"], self.workbench.state.data_dir))
 
     def _scored(self, score: SampleScore) -> None:
         self._show(score.shown)

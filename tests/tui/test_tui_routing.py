@@ -1,0 +1,39 @@
+"""Messages a panel posts for another tab's work, routed by the app (Pilot, demo model)."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, TabbedContent
+
+from lsn_explorer.tui.messages import RerunRequested, SessionChanged
+from lsn_explorer.tui.panels.history import HistoryPanel
+from tui_helpers import SIZE, settle
+
+
+async def test_history_rerun_goes_to_the_tab_that_made_the_entry(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.workbench.generate("Alpha", max_new_tokens=2)
+        app.workbench.choose_sample("xnli", "en", 1)
+        app.workbench.score()  # newest: the top row of History
+        app.post_message(SessionChanged())
+        await pilot.press("f7")
+        await pilot.pause()
+        reruns: list[str] = []
+        tabs: list[str] = []
+        app.query_one(HistoryPanel).message_signal.subscribe(
+            app, lambda m: reruns.append(m.entry.kind) if isinstance(m, RerunRequested) else None)
+        app.query_one(TabbedContent).message_signal.subscribe(
+            app, lambda m: tabs.append(m.pane.id) if isinstance(m, TabbedContent.TabActivated) else None)
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert reruns == ["score"] and tabs[:1] == ["score"]
+        assert [r.payload["sample"] for r in app.workbench.session.records("score")] == [1, 1]
+        await pilot.press("f7")
+        table = app.query_one("#history-table", DataTable)
+        table.move_cursor(row=table.row_count - 1)  # the oldest entry: the generation
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert reruns == ["score", "generation"] and "generate" in tabs
+        assert [r.payload["prompt"] for r in app.workbench.session.records("generation")] == ["Alpha", "Alpha"]
+        assert table.row_count == 4
