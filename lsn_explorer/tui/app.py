@@ -217,10 +217,12 @@ class LsnApp(App[None]):
 
     async def on_rerun_requested(self, message: RerunRequested) -> None:
         """History's R: the entry goes to the tab that made it, which runs it with the current rows."""
-        if message.entry.kind == "generation":
-            (await self._bring("generate", GeneratePanel)).rerun(message.entry.request)
-        else:
-            (await self._bring("score", ScorePanel)).rerun(message.entry.request)
+        target = await (self._bring("generate", GeneratePanel) if message.entry.kind == "generation"
+                        else self._bring("score", ScorePanel))
+        # Focus moves into the target tab: left on the hidden History table, Textual would move it
+        # to History's next widget and bring that tab back to the front.
+        target.focus_default()
+        target.rerun(message.entry.request)
 
     def show_error(self, exc: LsnError) -> None:
         hint = app_hint(exc.hint)  # core hints name the CLI; the app says which tab and key do it

@@ -28,6 +28,7 @@ async def test_history_rerun_goes_to_the_tab_that_made_the_entry(make_app):
         await pilot.press("r")
         await settle(app, pilot)
         assert reruns == ["score"] and tabs[:1] == ["score"]
+        assert app.query_one(TabbedContent).active == "score"  # and stays there (was: bounced to History)
         assert [r.payload["sample"] for r in app.workbench.session.records("score")] == [1, 1]
         await pilot.press("f7")
         table = app.query_one("#history-table", DataTable)
@@ -35,5 +36,6 @@ async def test_history_rerun_goes_to_the_tab_that_made_the_entry(make_app):
         await pilot.press("r")
         await settle(app, pilot)
         assert reruns == ["score", "generation"] and "generate" in tabs
+        assert app.query_one(TabbedContent).active == "generate"
         assert [r.payload["prompt"] for r in app.workbench.session.records("generation")] == ["Alpha", "Alpha"]
         assert table.row_count == 4
