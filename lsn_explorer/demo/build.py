@@ -19,12 +19,12 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, available_languages, load_parallel
+from lsn_explorer.core.progress import Progress
 from lsn_explorer.errors import CorpusError
 
-Progress = Callable[[str, float], None]  # (message, fraction done in [0, 1])
 
 BOS, EOS = "<s>", "</s>"
 
@@ -129,7 +129,7 @@ def build_demo(
         recipe: the fixed training recipe.
         minutes: optional wall-clock cap; training stops early when reached (the result then
             differs from the full recipe, and the manifest says so).
-        progress: callback receiving (message, fraction).
+        progress: `progress(message, steps done, steps)` (core/progress.py's protocol).
 
     Returns:
         The build manifest (also written to `out/build.json`, last, so a folder without it is
@@ -138,14 +138,14 @@ def build_demo(
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    report = progress or (lambda message, fraction: None)
+    report = progress or (lambda message, done, total: None)
     started = time.monotonic()
     langs = available_languages(corpus_dir)
     if not langs:
         raise CorpusError(f"no <lang>.txt files in {corpus_dir}", "point --corpus at the demo corpus folder")
     train = load_parallel(langs, corpus_dir).split("train")
 
-    report("training tokenizer", 0.0)
+    report("training tokenizer", 0, recipe.steps)
     tokenizer = train_tokenizer([l for rows in train.lines.values() for l in rows], recipe.vocab_size)
     ids = {
         lang: tokenizer(rows, add_special_tokens=False)["input_ids"] for lang, rows in train.lines.items()
@@ -196,7 +196,7 @@ def build_demo(
             losses.append(loss.item())
             steps_done = step + 1
             if step % 10 == 0 or steps_done == recipe.steps:
-                report(f"step {steps_done}/{recipe.steps} loss {loss.item():.3f}", steps_done / recipe.steps)
+                report(f"step {steps_done}/{recipe.steps} loss {loss.item():.3f}", steps_done, recipe.steps)
     finally:
         torch.set_num_threads(previous_threads)
     model.eval()
@@ -227,7 +227,7 @@ def build_demo(
         "torch": torch.__version__,
     }
     (out / "build.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    report("done", 1.0)
+    report("done", recipe.steps, recipe.steps)
     return manifest
 
 

@@ -1,0 +1,76 @@
+"""The `lsn-explorer` command line: argument parsing and printing, no science.
+
+One module per command group (`model`, `demo`, `stats`, `identify`, `generate`, `ppl`, `score`,
+`session`, `tui`); each registers its sub-parser and calls `core` functions, which compute and
+write the session's records. `common` holds the flags and helpers several commands share. Heavy
+libraries (torch, transformers, nnsight, textual) are imported inside the commands so `--help` is
+instant. An `LsnError` becomes `error: ...` / `hint: ...` on stderr and exit status 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from lsn_explorer import __version__
+from lsn_explorer.cli import (
+    demo,
+    generate,
+    identify,
+    model,
+    ppl,
+    score,
+    session,
+    stats,
+    tui,
+)
+from lsn_explorer.cli.common import print_error
+from lsn_explorer.errors import LsnError
+
+# The order of `lsn-explorer --help`: the workflow from a model to its neurons to interventions.
+COMMANDS = (model, demo, stats, identify, generate, ppl, score, session, tui)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `lsn-explorer` parser with every command's sub-parser."""
+    parser = argparse.ArgumentParser(
+        prog="lsn-explorer",
+        description="Find and intervene on language-specific and transfer neurons in LLMs.",
+    )
+    parser.add_argument("--version", action="version", version=f"lsn-explorer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (0, 2 for a user-facing error, 130 interrupted)."""
+    parser = build_parser()
+    # No arguments at all opens the app, the way a newcomer starts (`make run` does this too).
+    args = parser.parse_args(["tui"] if argv is None and len(sys.argv) == 1 else argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    try:
+        return func(args)
+    except LsnError as exc:
+        print_error(exc.message, exc.hint)
+        return 2
+    except OSError as exc:
+        # Paths are checked before work starts; this catches what the file system does later
+        # (a full disk, a folder removed mid-run) with the same one-line error and hint.
+        from lsn_explorer.paths import describe_os_error
+
+        error = describe_os_error(exc)
+        print_error(error.message, error.hint)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["build_parser", "main"]

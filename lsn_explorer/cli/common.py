@@ -1,0 +1,103 @@
+"""What several commands share: their common flags, opening the session and model they name,
+checking `--intervene` specs, and printing a user-facing error.
+
+Parsing and printing only: every helper calls one `core` or `session` function. Heavy libraries
+are imported inside the helpers so that `--help` never loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # What `add_subparsers()` returns; each command module's `register(sub)` adds its parser there.
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+SESSIONS_DIR_HELP = "session store (default $LSN_SESSIONS_DIR or ./sessions)"
+JSON_HELP = "machine-readable output"
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """--model, --4bit, --dtype, --device."""
+    parser.add_argument("--model", default=None,
+                        help="Hugging Face id or local checkpoint folder (default: the bundled demo model)")
+    parser.add_argument("--4bit", dest="four_bit", action="store_true",
+                        help="load in 4-bit NF4 (bitsandbytes, double quantisation, bf16 compute)")
+    parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16 (default auto)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
+
+
+def add_session_args(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
+    """--session (`default` None: nothing is recorded unless given) and --sessions-dir."""
+    parser.add_argument("--session", default=default,
+                        help=f"session name (default: {default or 'none, nothing is recorded'})")
+    parser.add_argument("--sessions-dir", default=None, help=SESSIONS_DIR_HELP)
+
+
+def add_intervene_arg(parser: argparse.ArgumentParser) -> None:
+    """--intervene SPEC, repeatable."""
+    parser.add_argument("--intervene", action="append", metavar="SPEC",
+                        help="SOURCE[:LANG]=VALUE[@POSITIONS][/SITE][/faithful], e.g. lape:zh=zero "
+                             "(repeat for several; see README)")
+
+
+def lang_codes(text: str | None) -> list[str] | None:
+    """`--langs en,zh,hi` as checked language codes; None when the flag was not given."""
+    from lsn_explorer.core.data.languages import parse_languages
+
+    return [lang.code for lang in parse_languages(text)] if text else None
+
+
+def load(args: argparse.Namespace) -> Any:
+    """The model named by --model / --4bit / --dtype / --device (default: the demo model)."""
+    from lsn_explorer.core.model.loading import load_model
+
+    return load_model(args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device)
+
+
+def session_model(args: argparse.Namespace, session: Any) -> Any:
+    """--model when given, else the model the session's records were made with (else the demo)."""
+    from lsn_explorer.core.model.session_model import load_session_model
+
+    return load_session_model(session, args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device)
+
+
+def open_session(args: argparse.Namespace, *, create: bool = True) -> Any:
+    """The session named by --session in --sessions-dir."""
+    from lsn_explorer.session.store import Session
+
+    return Session.open(args.session, args.sessions_dir, create=create)
+
+
+def check_syntax(specs: list[str] | None) -> None:
+    """Syntax errors in --intervene specs, before the model loads."""
+    from lsn_explorer.core.interventions.spec import parse_intervention
+
+    for spec in specs or []:
+        parse_intervention(spec)
+
+
+def check_sources(args: argparse.Namespace, session: Any) -> None:
+    """What --intervene names must exist before the model loads (a typo fails in a second)."""
+    from lsn_explorer.core.interventions.resolve import check_sources as check
+    from lsn_explorer.core.interventions.spec import parse_intervention
+
+    check([parse_intervention(spec) for spec in args.intervene or []], session)
+
+
+def plans(args: argparse.Namespace, handle: Any, session: Any) -> tuple[list[Any], Any]:
+    """The --intervene specs parsed, and the edit plan they resolve to (None without any)."""
+    from lsn_explorer.core.interventions.resolve import resolve
+    from lsn_explorer.core.interventions.spec import parse_intervention
+
+    interventions = [parse_intervention(spec) for spec in args.intervene or []]
+    return interventions, resolve(interventions, handle, session) if interventions else None
+
+
+def print_error(message: str, hint: str | None) -> None:
+    """`error: ...` and `hint: ...` on stderr: how every user-facing failure is shown."""
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)

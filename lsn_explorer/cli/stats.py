@@ -1,0 +1,140 @@
+"""`lsn-explorer stats [run | merge]`: activation statistics per language into a session."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from lsn_explorer.cli.common import (
+    add_model_args,
+    add_session_args,
+    lang_codes,
+    load,
+    open_session,
+)
+from lsn_explorer.errors import LsnError
+
+if TYPE_CHECKING:
+    from lsn_explorer.cli.common import Subparsers
+
+# Tokens per language when `stats` runs on the demo model without --tokens: enough for stable
+# LAPE sets on the demo corpus (the science tests use 4,000), and the README workflow stays
+# within minutes on 2 CPU cores. Real models use the whole corpus unless --tokens says otherwise.
+DEMO_TOKENS = 20_000
+
+
+def register(sub: Subparsers) -> None:
+    """Add `stats` to the command parser's sub-parsers."""
+    stats = sub.add_parser("stats", help="activation statistics per language into a session")
+    stats.add_argument("action", nargs="?", choices=("run", "merge"), default="run",
+                       help="run (default) or merge shard results")
+    add_model_args(stats)
+    add_session_args(stats)
+    stats.add_argument("--langs", help="comma-separated language codes, e.g. en,zh,hi")
+    stats.add_argument("--corpus", nargs="+",
+                       help="a folder of <lang>.txt / FLORES / Tatoeba files, files (lang=FILE), or hf:wikipedia")
+    stats.add_argument("--site", default="s", choices=("g", "s", "a"), help="which activation (default s)")
+    stats.add_argument("--mode", default="consistent", choices=("consistent", "faithful"))
+    stats.add_argument("--window", type=int, default=None, help="tokens per window (default min(512, context))")
+    stats.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    stats.add_argument("--tokens", type=token_cap, default=None,
+                       help=f"cap on tokens per language, or `all` (default: all; {DEMO_TOKENS:,} on the demo model)")
+    stats.add_argument("--bins", type=int, default=1024, help="histogram bins per neuron (percentile resolution)")
+    stats.add_argument("--shard", default=None, help="i/n: take every n-th batch starting at i")
+    stats.add_argument("--allow-mixed", action="store_true",
+                       help="store statistics of another model/precision beside those already in the session")
+    stats.add_argument("--json", action="store_true", help="print a JSON summary")
+    stats.set_defaults(func=cmd_stats)
+
+
+def token_cap(text: str) -> int | str:
+    """`--tokens N` or `--tokens all`; range checks happen in StatsSettings (one message)."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or `all`") from None
+
+
+def shard(text: str | None) -> tuple[int, int] | None:
+    """`--shard i/n` as (i, n)."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise LsnError(f"bad --shard {text!r}", "write i/n with 0 ≤ i < n, e.g. --shard 0/4")
+    return index, count
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from lsn_explorer.core.data.corpora import read_lines, resolve_corpora
+    from lsn_explorer.core.stats.runs import StatsSettings, compute_stats
+
+    if args.action == "merge":
+        return _merge(args)
+    if not args.langs:
+        raise LsnError("no languages given", "pass --langs, e.g. --langs en,zh,hi")
+    langs = lang_codes(args.langs) or []
+    corpora = resolve_corpora(langs, args.corpus, args.sessions_dir)
+    for path in corpora.values():
+        read_lines(path)  # every file readable and non-empty before anything is computed or written
+    shard_spec = shard(args.shard)
+    max_tokens = None if args.tokens == "all" else args.tokens
+    if args.tokens is None and args.model is None:
+        max_tokens = DEMO_TOKENS
+        print(f"note: demo model: statistics over the first {DEMO_TOKENS:,} tokens per language "
+              "(--tokens N or --tokens all to change)", file=sys.stderr)
+    settings = StatsSettings(site=args.site, mode=args.mode, window=args.window, batch_size=args.batch_size,
+                             max_tokens=max_tokens, bins=args.bins)  # checked here, before the model loads
+    handle = load(args)
+    settings = settings.resolved(handle)
+    with open_session(args) as session, _progress_bar(disable=args.json) as progress:
+        summaries = compute_stats(session, handle, corpora, settings, shard=shard_spec, progress=progress,
+                                  warn=lambda m: print(f"warning: {m}", file=sys.stderr),
+                                  allow_mixed=args.allow_mixed)
+    if args.json:
+        print(json.dumps(summaries))
+    else:
+        for row in summaries:
+            state = "already in the session" if row["skipped"] else "collected"
+            print(f"{row['lang']}: {row['tokens']:,} tokens {state} (record {row['record']})")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from lsn_explorer.core.stats.runs import merge_shards
+
+    with open_session(args, create=False) as session:
+        merged = merge_shards(session, lang_codes(args.langs))
+    for row in merged:
+        print(f"{row['lang']}: merged {row['tokens']:,} tokens (record {row['record']})")
+    return 0
+
+
+@contextmanager
+def _progress_bar(*, disable: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar per language; gives the `progress(lang, done, total)` callback that
+    `compute_stats` reports to."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description:>4}"), BarColumn(), TextColumn("{task.completed:>9,.0f} tok"),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with Progress(*columns, disable=disable, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(lang: str, done: int, total: int) -> None:
+            if lang not in tasks:
+                tasks[lang] = bar.add_task(lang, total=total, rate="")
+            task = tasks[lang]
+            speed = bar.tasks[task].speed
+            bar.update(task, completed=done, total=total, rate=f"{speed:,.0f} tok/s" if speed else "")
+
+        yield progress
