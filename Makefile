@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean-venv
+.PHONY: run test test-slow bench clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ run: $(STAMP)
 	$(BIN)/lsn-explorer tui
 
 test: $(STAMP)
+	$(BIN)/ruff check lsn_explorer tests bench
+	$(BIN)/mypy
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
 
 clean-venv:
 	rm -rf $(VENV)

@@ -16,11 +16,11 @@ import time
 
 import torch
 
-from lsn_explorer.core.model.backend import forward_logits
 from lsn_explorer.core.data.corpora import corpus_file, read_lines
 from lsn_explorer.core.generate import generate
-from lsn_explorer.core.interventions.spec import parse_intervention
 from lsn_explorer.core.interventions.resolve import resolve
+from lsn_explorer.core.interventions.spec import parse_intervention
+from lsn_explorer.core.model.backend import forward_logits
 from lsn_explorer.core.model.loading import load_model
 
 

@@ -19,9 +19,9 @@ import time
 
 import torch
 
-from lsn_explorer.core.stats.collect import collect_stats, plan_batches
 from lsn_explorer.core.data.corpora import corpus_file, read_lines
 from lsn_explorer.core.model.loading import load_model
+from lsn_explorer.core.stats.collect import collect_stats, plan_batches
 
 
 def plan_for(handle, lang: str, copies: int):

@@ -88,7 +88,8 @@ def key_latency(presses: int) -> tuple[list[float], int]:
 def _prepare_session(root: str) -> None:
     """A session the app reopens with a prompt, 100 new tokens and one switched-on row, so every
     Ctrl+G streams a baseline and an intervened row for a few seconds."""
-    from lsn_explorer.workbench.bench import SwitchRow, Workbench
+    from lsn_explorer.workbench.bench import Workbench
+    from lsn_explorer.workbench.state import SwitchRow
 
     workbench = Workbench.open("keys", root)
     workbench.state.prompt, workbench.state.max_new_tokens = "The", 100

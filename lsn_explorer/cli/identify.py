@@ -150,7 +150,7 @@ def _check_replace(session: Session, name: str, replace: bool) -> None:
     """The workbench's check that a switched-on row's set is never replaced silently, with the
     way out said in flags."""
     from lsn_explorer.errors import SetInUse
-    from lsn_explorer.workbench.bench import check_set_not_in_use
+    from lsn_explorer.workbench.state import check_set_not_in_use
 
     try:
         check_set_not_in_use(session, name, replace)

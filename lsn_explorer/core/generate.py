@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from lsn_explorer.core.data.writing import script_mix
+from lsn_explorer.core.progress import Cancel
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ def check_prompt_fits(handle: ModelHandle, n_prompt: int, max_new_tokens: int) -
                        f"model's context of {context}", "shorten the prompt or lower --max-new-tokens")
 
 
+# Long on purpose: half of it is the docstring; the rest is one batched run that reads best in one piece.
 def generate(
     handle: ModelHandle,
     prompt: str,
@@ -145,7 +147,7 @@ def generate(
     temperature: float = 0.0,
     seed: int = 0,
     on_token: Callable[[TokenEvent], None] | None = None,
-    cancel: threading.Event | None = None,
+    cancel: Cancel | None = None,
 ) -> Generation:
     """Continue `prompt` once per row in one batched run (temperature 0 = greedy).
 

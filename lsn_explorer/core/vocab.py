@@ -15,7 +15,7 @@ SITE_NAMES: dict[str, str] = {
     "s": "activation output",
     "a": "down-projection input",
 }
-WRITE_SITES: tuple[str, ...] = ("s", "a")  # where interventions write (g is only read)
+WRITE_SITES: tuple[Site, ...] = ("s", "a")  # where interventions write (g is only read)
 
 # Statistics modes: consistent (global, streaming) or faithful (the Mondal et al. code).
 Mode = Literal["consistent", "faithful"]

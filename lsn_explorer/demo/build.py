@@ -25,7 +25,6 @@ from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, available_languages,
 from lsn_explorer.core.progress import Progress
 from lsn_explorer.errors import CorpusError
 
-
 BOS, EOS = "<s>", "</s>"
 
 
@@ -113,6 +112,8 @@ class _SequenceSampler:
         return [self.bos] + stream[:need]
 
 
+# Long on purpose: the whole training recipe, read top to bottom as nanoGPT's loop is; splitting it
+# would scatter the seeded order of operations that makes the build reproducible.
 def build_demo(
     out: str | Path,
     *,
@@ -282,9 +283,9 @@ def evaluate_demo(
 ) -> list[LanguageCheck]:
     """Per-language held-out perplexity, bits per character (against a character-unigram floor)
     and script consistency of greedy continuations."""
-    from lsn_explorer.core.generate import continue_text
     from lsn_explorer.core.data.languages import get_language
     from lsn_explorer.core.data.writing import script_share
+    from lsn_explorer.core.generate import continue_text
     from lsn_explorer.core.tasks.perplexity import line_perplexity
 
     langs = langs or available_languages(corpus_dir)
@@ -312,6 +313,7 @@ def evaluate_demo(
     return results
 
 
+# Long on purpose: it writes one document, section after section.
 def write_model_card(out: str | Path, manifest: dict[str, Any], checks: list[LanguageCheck]) -> Path:
     """Write `out/README.md`: architecture, data, recipe and the measured held-out table."""
     from lsn_explorer.core.data.languages import get_language

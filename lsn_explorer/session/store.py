@@ -150,7 +150,8 @@ class Session:
             "INSERT INTO records (kind, name, created, payload, provenance) VALUES (?, ?, ?, ?, ?)",
             (kind, name, created, json.dumps(payload, ensure_ascii=False), json.dumps(provenance, ensure_ascii=False)),
         )
-        return Record(int(cursor.lastrowid), kind, name, created, payload, provenance)
+        assert cursor.lastrowid is not None  # always set after an INSERT
+        return Record(cursor.lastrowid, kind, name, created, payload, provenance)
 
     def records(self, kind: str | None = None, name: str | None = None) -> list[Record]:
         """Records, oldest first, optionally filtered by kind and name."""

@@ -24,7 +24,6 @@ from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.hints import app_hint
 from lsn_explorer.tui.messages import LaneFreed, ModelLoaded, ModelProgressed, RerunRequested, SessionChanged
@@ -37,6 +36,7 @@ from lsn_explorer.tui.panels.neurons import NeuronsPanel
 from lsn_explorer.tui.panels.score import ScorePanel
 from lsn_explorer.tui.screens.model import ModelScreen
 from lsn_explorer.tui.screens.sessions import SessionScreen
+from lsn_explorer.workbench.bench import Workbench
 
 PanelT = TypeVar("PanelT", bound=Panel)
 TABS: tuple[tuple[str, str, str], ...] = (

@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.message import Message
 
-from lsn_explorer.workbench.bench import HistoryEntry
+from lsn_explorer.workbench.views import HistoryEntry
 
 
 @dataclass

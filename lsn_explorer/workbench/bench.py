@@ -7,24 +7,33 @@ wins) on every change, so reopening the session restores it. Every action here c
 
 This module never imports Textual, and imports torch only inside calls that need the model, so a
 front end can import it and paint before torch loads. Calls that run the model take `progress`
-and `cancel` (a plain `threading.Event`) and are meant to run off the UI thread.
+and `cancel` (a plain `threading.Event`) and are meant to run off the UI thread. The saved state
+is `state.py`; what front ends show is `views.py`.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, available_languages, corpus_file
-from lsn_explorer.core.interventions.spec import Intervention, parse_intervention
 from lsn_explorer.core.data.languages import get_language, language_table
-from lsn_explorer.core.neurons.methods import METHODS, editable_defaults
-from lsn_explorer.core.progress import Rate, Step
-from lsn_explorer.core.specs import Spec
-from lsn_explorer.errors import LsnError, SetInUse
-from lsn_explorer.session.store import Record, Session
+from lsn_explorer.core.interventions.spec import Intervention, parse_intervention
+from lsn_explorer.core.progress import Rate
+from lsn_explorer.errors import LsnError
+from lsn_explorer.session.store import Session
+from lsn_explorer.workbench.state import STATE_KIND, SwitchRow, WorkbenchState, check_set_not_in_use
+from lsn_explorer.workbench.views import (
+    HISTORY_KINDS,
+    HistoryEntry,
+    LanguageRow,
+    NeuronProfile,
+    NeuronSetSummary,
+    StatsProgress,
+    history_entry,
+    parse_neuron,
+    shown_params,
+)
 
 if TYPE_CHECKING:
     import threading
@@ -33,94 +42,6 @@ if TYPE_CHECKING:
     from lsn_explorer.core.interventions.apply import EditPlan
     from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.core.tasks.scoring import SampleScore
-
-STATE_KIND = "workbench"
-# Each method's editable parameters and defaults, from the one registry (core/neurons/methods.py).
-METHOD_PARAMS: dict[str, dict[str, Any]] = {method: editable_defaults(method) for method in METHODS}
-HISTORY_KINDS: tuple[str, ...] = ("generation", "score")
-
-
-@dataclass
-class SwitchRow:
-    """One intervention row of the switch panel: a spec and whether it is switched on."""
-
-    spec: str
-    enabled: bool = True
-
-
-@dataclass
-class WorkbenchState(Spec):
-    """Everything restored when a session is reopened (neuron sets and history are records)."""
-
-    KIND: ClassVar[str] = STATE_KIND
-
-    languages: list[str] = field(default_factory=lambda: ["en", "zh"])
-    rows: list[SwitchRow] = field(default_factory=list)
-    prompt: str = ""
-    max_new_tokens: int = 32
-    temperature: float = 0.0
-    seed: int = 0
-    task: str = "xnli"
-    task_lang: str = "en"
-    sample: int = 0
-    data_dir: str = ""
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], *, source: str = "") -> "WorkbenchState":
-        known = cls.fields_from_json(data, source or "the saved workbench state")
-        known["rows"] = [SwitchRow(str(row["spec"]), bool(row.get("enabled", True)))
-                         for row in known.get("rows", []) if isinstance(row, dict) and "spec" in row]
-        return cls(**known)
-
-
-@dataclass(frozen=True)
-class LanguageRow:
-    code: str
-    name: str
-    script: str
-    has_corpus: bool
-    stats_tokens: int | None  # tokens in the newest statistics, None when there are none
-
-
-StatsProgress = Step  # what the Languages panel shows while statistics run (lang, tokens, speed)
-
-
-@dataclass(frozen=True)
-class NeuronSetSummary:
-    """What the neurons panel shows for one stored set."""
-
-    name: str
-    record: int
-    method: str
-    params: dict[str, Any]
-    n_layers: int
-    counts: dict[str, int]
-    per_layer: dict[str, list[int]]  # lang → count per layer
-    overlap_langs: list[str]
-    overlap: list[list[float]]  # Jaccard, rows/cols = overlap_langs
-
-
-@dataclass(frozen=True)
-class NeuronProfile:
-    """One neuron's statistics in every language with statistics."""
-
-    layer: int
-    neuron: int
-    site: str
-    columns: list[str]  # prob, mean, p5 … p95
-    rows: dict[str, list[float]]  # lang → values in `columns` order
-    member_of: list[str]  # "set·lang" entries that contain this neuron
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    record: int
-    kind: str  # generation | score
-    created: str
-    title: str  # prompt or task/lang/sample
-    rows: list[str]  # one line per row: label and result
-    request: dict[str, Any]  # what re-running it needs: prompt + settings, or task/lang/sample
-
 
 class Workbench:
     """A session plus (once loaded) a model. Construct with `Workbench.open`."""
@@ -238,14 +159,14 @@ class Workbench:
         return list(dict.fromkeys(r.name for r in reversed(self.session.records("neuron_set"))))
 
     def neuron_summary(self, name: str) -> NeuronSetSummary:
-        from lsn_explorer.core.neurons.specificity import jaccard_matrix, language_sets
         from lsn_explorer.core.neurons.runs import load_neuron_set
+        from lsn_explorer.core.neurons.specificity import jaccard_matrix, language_sets
 
         neuron_set = load_neuron_set(self.session, name)
         record = self.session.latest("neuron_set", name)
         langs, matrix = jaccard_matrix(language_sets(neuron_set))
         return NeuronSetSummary(name, record.id if record else 0, neuron_set.method,
-                                _shown_params(neuron_set.method, neuron_set.params),
+                                shown_params(neuron_set.method, neuron_set.params),
                                 neuron_set.n_layers, neuron_set.counts(),
                                 {lang: neuron_set.per_layer(lang) for lang in neuron_set.languages}, langs, matrix)
 
@@ -254,7 +175,7 @@ class Workbench:
         from lsn_explorer.core.neurons.runs import load_neuron_set, stats_languages
         from lsn_explorer.core.stats.runs import load_stats
 
-        layer, neuron = _parse_neuron(text)
+        layer, neuron = parse_neuron(text)
         handle = self.require_model()
         if not (0 <= layer < handle.n_layers and 0 <= neuron < handle.d_ff):
             raise LsnError(f"neuron {layer}.{neuron} is out of range",
@@ -342,8 +263,9 @@ class Workbench:
         self.save_state()
         return describe(task, example)
 
-    def score(self) -> SampleScore:
-        """Score the chosen sample with and without the switched-on interventions; recorded."""
+    def score(self, *, cancel: threading.Event | None = None) -> SampleScore:
+        """Score the chosen sample with and without the switched-on interventions; recorded
+        (a cancelled score is not)."""
         from lsn_explorer.core.tasks.registry import load_examples, pick, score_sample
         from lsn_explorer.core.tasks.scoring import record_score
 
@@ -353,7 +275,7 @@ class Workbench:
                        state.task, state.task_lang)
         plan = self.plan()
         plans = [None, plan] if plan is not None else [None]
-        result = score_sample(handle, state.task, state.task_lang, example, plans, sample=state.sample)
+        result = score_sample(handle, state.task, state.task_lang, example, plans, sample=state.sample, cancel=cancel)
         record_score(self.session, handle, result, [iv.spec for iv in plan.interventions] if plan else [])
         return result
 
@@ -361,110 +283,4 @@ class Workbench:
     def history(self) -> list[HistoryEntry]:
         """Generations and scores of the session, newest first."""
         records = [r for r in self.session.records() if r.kind in HISTORY_KINDS]
-        return [_history_entry(r) for r in reversed(records)]
-
-
-def rows_using(rows: Sequence[SwitchRow], name: str) -> list[str]:
-    """Specs of the switched-on rows whose neurons come from the stored set `name`."""
-    using = []
-    for row in rows:
-        if row.enabled:
-            try:
-                source = parse_intervention(row.spec).source
-            except LsnError:
-                continue
-            if source == name:
-                using.append(row.spec)
-    return using
-
-
-def check_set_not_in_use(session: Session, name: str, replace: bool = False, *,
-                         rows: Sequence[SwitchRow] | None = None) -> None:
-    """Refuse to store a neuron set under `name` while a switched-on row uses a set of that name.
-
-    Args:
-        session: the session the set would be stored in.
-        name: the name the new set would be stored under.
-        replace: the user chose to replace the set anyway; nothing is checked.
-        rows: the switch rows to check (default: those of the session's saved workbench state).
-
-    Raises:
-        SetInUse: a switched-on row uses `name`; it carries the rows and a free name to offer.
-    """
-    if replace:
-        return
-    if rows is None:
-        latest = session.latest(STATE_KIND)
-        rows = WorkbenchState.from_json(latest.payload).rows if latest else []
-    using = rows_using(rows, name)
-    if using:
-        free = free_set_name(name, [r.name for r in session.records("neuron_set")])
-        raise SetInUse(f"neuron set {name!r} is used by the switched-on row {', '.join(using)}",
-                       f"save the new set as {free!r}, or switch the row off first",
-                       name=name, rows=using, free_name=free)
-
-
-def free_set_name(name: str, taken: Sequence[str]) -> str:
-    """`name-2`, `name-3`, ...: the first not among `taken`."""
-    number = 2
-    while f"{name}-{number}" in taken:
-        number += 1
-    return f"{name}-{number}"
-
-
-def _parse_neuron(text: str) -> tuple[int, int]:
-    layer, dot, neuron = text.strip().partition(".")
-    if not dot or not layer.isdigit() or not neuron.isdigit():
-        raise LsnError(f"{text.strip() or 'nothing'} is not a neuron", "type LAYER.INDEX, e.g. 3.17")
-    return int(layer), int(neuron)
-
-
-def _shown_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The editable parameters a set was made with (plus its statistics site), not derived ones."""
-    keys = [*METHOD_PARAMS.get(method, {}), "site"]
-    return {k: params[k] for k in keys if k in params}
-
-
-def _history_entry(record: Record) -> HistoryEntry:
-    payload = record.payload
-    if record.kind == "generation":
-        title = payload["prompt"].replace("\n", " ")
-        rows = [f"{row['label']}: {row['text']}".replace("\n", " ") for row in payload["rows"]]
-        request = {k: payload[k] for k in ("prompt", "max_new_tokens", "temperature", "seed")}
-    else:
-        title = f"{payload['task']} {payload['lang']} #{payload['sample']}"
-        rows = [f"{row['label']}: {_score_line(row)}" for row in payload["rows"]]
-        request = {k: payload[k] for k in ("task", "lang", "sample")}
-    return HistoryEntry(record.id, record.kind, record.created, title, rows, request)
-
-
-def _score_line(row: dict[str, Any]) -> str:
-    if row.get("probabilities"):
-        probs = " ".join(f"{p:.2f}" for p in row["probabilities"])
-        return f"{row['prediction']} ({'right' if row['correct'] else 'wrong'}; p = {probs})"
-    if row.get("f1") is not None:
-        return f"{row['prediction']!r} EM {row['exact_match']:.0f} F1 {row['f1']:.2f}"
-    return f"PPL {row['perplexity']:.1f}"
-
-
-
-def parse_params(method: str, text: str) -> dict[str, Any]:
-    """`key=value key=value` → parameters of `method`, checked against the method registry."""
-    from lsn_explorer.core.neurons.methods import check_params
-
-    defaults = METHOD_PARAMS.get(method)
-    if defaults is None:
-        raise LsnError(f"unknown method {method!r}", f"methods: {', '.join(METHOD_PARAMS)}")
-    params: dict[str, Any] = {}
-    # Items are separated by spaces, or by commas before the next key (`layers=1-4,7` keeps its comma).
-    for item in filter(None, re.split(r"\s+|,(?=\s*[A-Za-z_]\w*=)", text.strip().rstrip(","))):
-        key, eq, value = item.strip(",").partition("=")
-        if not eq or key not in defaults:
-            raise LsnError(f"bad parameter {item!r} for {method}",
-                           f"write key=value with keys {', '.join(defaults)}")
-        params[key] = value
-    return check_params(method, params)
-
-
-def format_params(method: str) -> str:
-    return " ".join(f"{k}={v}" for k, v in METHOD_PARAMS[method].items() if v is not None)
+        return [history_entry(r) for r in reversed(records)]

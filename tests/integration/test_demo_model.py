@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests_langs import CORPUS_LANGS
 
 from lsn_explorer.core.data.corpora import load_parallel
-from lsn_explorer.demo.build import prompt_from
-from lsn_explorer.core.generate import continue_text
 from lsn_explorer.core.data.languages import get_language
-from lsn_explorer.core.model.loading import DEMO_MODEL_DIR
 from lsn_explorer.core.data.writing import script_share
-from tests_langs import CORPUS_LANGS
+from lsn_explorer.core.generate import continue_text
+from lsn_explorer.core.model.loading import DEMO_MODEL_DIR
+from lsn_explorer.demo.build import prompt_from
 
 
 def test_checkpoint_files_size_and_manifest():

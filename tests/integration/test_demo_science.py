@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from lsn_explorer.core.neurons.specificity import jaccard
-from lsn_explorer.core.model.backend import read_sites
-from lsn_explorer.core.stats.collect import collect_stats, plan_batches
-from lsn_explorer.core.data.corpora import corpus_file, read_lines
-from lsn_explorer.core.neurons.runs import identify, specificity
-from lsn_explorer.core.vocab import PERCENTILES
-from lsn_explorer.core.stats.runs import StatsSettings, compute_stats
-from lsn_explorer.session.store import Session
 from tests_langs import CORPUS_LANGS, DISTINCT_SCRIPT_LANGS
 
+from lsn_explorer.core.data.corpora import corpus_file, read_lines
+from lsn_explorer.core.model.backend import read_sites
+from lsn_explorer.core.neurons.runs import identify, specificity
+from lsn_explorer.core.neurons.specificity import jaccard
+from lsn_explorer.core.stats.collect import collect_stats, plan_batches
+from lsn_explorer.core.stats.runs import StatsSettings, compute_stats
+from lsn_explorer.core.vocab import PERCENTILES
+from lsn_explorer.session.store import Session
 
 # Statistics of every demo language over its first 4000 tokens (site s, consistent mode).
 TOKENS = 4000
@@ -100,10 +99,10 @@ def test_ppxc_of_lape_zero_is_diagonal_dominant(demo, session, lape5):
 
 def test_zeroing_hindi_neurons_changes_hindi_not_english(demo, session, lape5):
     from lsn_explorer.core.data.corpora import load_parallel
-    from lsn_explorer.demo.build import prompt_from
     from lsn_explorer.core.generate import generate
-    from lsn_explorer.core.interventions.spec import parse_intervention
     from lsn_explorer.core.interventions.resolve import resolve
+    from lsn_explorer.core.interventions.spec import parse_intervention
+    from lsn_explorer.demo.build import prompt_from
 
     plan = resolve([parse_intervention(f"{lape5}:hi=zero")], demo, session)
     heldout = load_parallel(["hi", "en"]).split("heldout")

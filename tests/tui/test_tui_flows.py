@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from textual.widgets import DataTable, Static, Switch
-
-from lsn_explorer.session.store import Session
-from lsn_explorer.tui.panels.interventions import InterventionRow
 from tui_helpers import SIZE, notifications, settle, type_into
+
+from lsn_explorer.tui.panels.interventions import InterventionRow
 
 ZH_PROMPT = "我们今天"
 

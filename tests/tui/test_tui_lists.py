@@ -4,9 +4,9 @@ stays on its record when new ones arrive (Pilot, demo model)."""
 from __future__ import annotations
 
 from textual.widgets import DataTable, ProgressBar, Static
+from tui_helpers import SIZE, settle, type_into
 
 from lsn_explorer.tui.messages import SessionChanged
-from tui_helpers import SIZE, settle, type_into
 
 
 def _plain_rows(widget) -> dict[str, str]:

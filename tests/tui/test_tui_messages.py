@@ -7,15 +7,16 @@ import sqlite3
 
 import pytest
 from textual.widgets import Input, OptionList, ProgressBar, Static
+from tui_helpers import SIZE, notifications, settle, type_into
 
-from lsn_explorer.workbench.bench import SwitchRow, Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.session.store import DB_NAME, SCHEMA_VERSION, Session
 from lsn_explorer.tui.app import create_app
 from lsn_explorer.tui.hints import app_hint
 from lsn_explorer.tui.panels.interventions import InterventionRow
 from lsn_explorer.tui.screens.sessions import SessionScreen
-from tui_helpers import SIZE, notifications, settle, type_into
+from lsn_explorer.workbench.bench import Workbench
+from lsn_explorer.workbench.state import SwitchRow
 
 CLI_WORDS = ("lsn-explorer ", "--")
 
@@ -89,7 +90,7 @@ def _core_errors(tmp_path) -> dict[str, LsnError]:
     from lsn_explorer.core.neurons.runs import load_neuron_set
     from lsn_explorer.core.stats.runs import load_stats
     from lsn_explorer.core.tasks.files import task_file
-    from lsn_explorer.core.tasks.scoring import pick
+    from lsn_explorer.core.tasks.registry import pick
 
     session = Session.open("hints", tmp_path)
     calls = {

@@ -7,10 +7,11 @@ import asyncio
 
 import pytest
 from textual.widgets import OptionList, Select, Static
+from tui_helpers import SIZE, notifications, settle, type_into
 
 from lsn_explorer.core.neurons.methods import METHODS, TITLES
-from lsn_explorer.workbench.bench import SwitchRow, format_params
-from tui_helpers import SIZE, notifications, settle, type_into
+from lsn_explorer.workbench.state import SwitchRow
+from lsn_explorer.workbench.views import format_params
 
 
 def _set_records(app) -> list[tuple[int, str]]:

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 from textual.widgets import DataTable, Static
+from tui_helpers import SIZE, notifications, settle, type_into
 
-from lsn_explorer.workbench.bench import SwitchRow
 from lsn_explorer.tui.app import create_app
 from lsn_explorer.tui.panels.interventions import InterventionRow
-from tui_helpers import SIZE, notifications, settle, type_into
+from lsn_explorer.workbench.state import SwitchRow
 
 
 async def test_score_xnli_sample_then_rerun_from_history(make_app):

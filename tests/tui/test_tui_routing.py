@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from textual.widgets import DataTable, TabbedContent
+from tui_helpers import SIZE, settle
 
 from lsn_explorer.tui.messages import RerunRequested, SessionChanged
 from lsn_explorer.tui.panels.history import HistoryPanel
-from tui_helpers import SIZE, settle
 
 
 async def test_history_rerun_goes_to_the_tab_that_made_the_entry(make_app):

@@ -4,10 +4,10 @@ them after an intended change — look at the diff before committing)."""
 from __future__ import annotations
 
 import pytest
-
-from lsn_explorer.workbench.bench import SwitchRow
-from lsn_explorer.tui.app import create_app
 from tui_helpers import SIZE, settle
+
+from lsn_explorer.tui.app import create_app
+from lsn_explorer.workbench.state import SwitchRow
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import tmux_driver as tmux
 
 pytestmark = pytest.mark.skipif(not tmux.available(), reason="tmux is not installed")

@@ -25,7 +25,8 @@ def test_eta_squared_and_p_match_scipy(sizes):
         for neuron in range(3):
             f_stat, p_ref = scipy_stats.f_oneway(a[:, neuron], b[:, neuron])
             everything = np.concatenate([a[:, neuron], b[:, neuron]])
-            ss_between = len(a) * (a[:, neuron].mean() - everything.mean()) ** 2 + len(b) * (b[:, neuron].mean() - everything.mean()) ** 2
+            grand = everything.mean()
+            ss_between = len(a) * (a[:, neuron].mean() - grand) ** 2 + len(b) * (b[:, neuron].mean() - grand) ** 2
             eta_ref = ss_between / ((everything - everything.mean()) ** 2).sum()
             assert float(eta2[neuron]) == pytest.approx(eta_ref, rel=1e-4, abs=1e-7)
             assert float(p[neuron]) == pytest.approx(p_ref, rel=1e-3, abs=1e-12)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import FAMILY_CONFIGS, hook_reference
 
 from lsn_explorer.core.model.architectures import ARCHITECTURES, architecture_for
 from lsn_explorer.core.model.backend import read_sites
 from lsn_explorer.core.model.loading import load_model
 from lsn_explorer.errors import SiteError, UnsupportedArchitecture
-from tiny import FAMILY_CONFIGS, hook_reference
 
 
 def test_table_covers_the_required_families():

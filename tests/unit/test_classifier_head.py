@@ -10,19 +10,19 @@ import types
 import pytest
 import torch
 import transformers
+from test_cli_engine import run
+from tiny import CLASSIFIER_CLASSES, PAD_ID, hook_reference, tiny_model, tiny_tokenizer
 
+from lsn_explorer.core.interventions.resolve import resolve
+from lsn_explorer.core.interventions.spec import parse_intervention
 from lsn_explorer.core.model.architectures import architecture_for, check_paths
 from lsn_explorer.core.model.backend import class_logits, read_sites
-from lsn_explorer.core.interventions.spec import parse_intervention
-from lsn_explorer.core.interventions.resolve import resolve
 from lsn_explorer.core.model.loading import ModelHandle, head_for, load_model
 from lsn_explorer.core.tasks.registry import load_examples, score_sample
 from lsn_explorer.core.tasks.scoring import continuation_logliks
 from lsn_explorer.core.tasks.xnli import LABELS, XnliExample
 from lsn_explorer.errors import ModelLoadError, UnsupportedArchitecture
-from test_cli_engine import run
 from tests.intervention_reference import HookedInterventions, RefIntervention
-from tiny import CLASSIFIER_CLASSES, PAD_ID, hook_reference, tiny_model, tiny_tokenizer
 
 # id2label of the saved heads: XNLI's own order, another order (mapped by name), and none.
 HEAD_LABELS = {

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from lsn_explorer.workbench.bench import STATE_KIND
 from lsn_explorer.session.store import Session
+from lsn_explorer.workbench.state import STATE_KIND
 from tests.unit.test_cli_engine import assert_error, base, corpus, run  # noqa: F401 (fixture)
 
 NO_MODEL = "/no/such/model"  # a command that reached model loading would fail on this path instead
@@ -154,8 +154,8 @@ def test_type1_candidate_layers_are_chosen_explicitly_and_recorded(capsys, tiny_
 def test_a_cancelled_identification_stores_nothing(tiny_checkpoints, tmp_path, corpus):  # noqa: F811
     import threading
 
-    from lsn_explorer.core.neurons.runs import identify
     from lsn_explorer.core.model.loading import load_model
+    from lsn_explorer.core.neurons.runs import identify
     from lsn_explorer.errors import Cancelled
 
     handle = load_model(tiny_checkpoints["llama"])

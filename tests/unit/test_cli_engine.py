@@ -111,18 +111,21 @@ def test_empty_corpus_file(capsys, tiny_checkpoints, tmp_path, corpus):
 
 def test_corpus_shorter_than_a_window_warns_and_uses_it(capsys, tiny_checkpoints, tmp_path, corpus):
     (corpus / "en.txt").write_text("tiny.\n", encoding="utf-8")
-    code, out, err = run(capsys, "stats", *base(tiny_checkpoints, tmp_path), "--langs", "en", "--corpus", corpus, "--window", "32")
+    code, out, err = run(capsys, "stats", *base(tiny_checkpoints, tmp_path), "--langs", "en", "--corpus", corpus,
+                         "--window", "32")
     assert code == 0 and "warning: en: the corpus has only" in err and "shorter than one window" in err
 
 
 def test_window_longer_than_the_model_context(capsys, tiny_checkpoints, tmp_path, corpus):
-    code, _, err = run(capsys, "stats", *base(tiny_checkpoints, tmp_path), "--langs", "en", "--corpus", corpus, "--window", "4096")
+    code, _, err = run(capsys, "stats", *base(tiny_checkpoints, tmp_path), "--langs", "en", "--corpus", corpus,
+                       "--window", "4096")
     assert_error(code, err, "longer than the model's context")
     assert no_session(tmp_path)
 
 
 def test_site_a_on_non_gated_model(capsys, tiny_checkpoints, tmp_path, corpus):
-    code, _, err = run(capsys, "stats", *base(tiny_checkpoints, tmp_path, "gpt2"), "--langs", "en", "--corpus", corpus, "--site", "a")
+    code, _, err = run(capsys, "stats", *base(tiny_checkpoints, tmp_path, "gpt2"), "--langs", "en", "--corpus", corpus,
+                       "--site", "a")
     assert_error(code, err, "not gated")
     assert no_session(tmp_path)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_cli_engine import assert_error, run
 
 from lsn_explorer.core.neurons.neuron_set import NeuronSet
 from lsn_explorer.session.store import Session
-from test_cli_engine import assert_error, run
 
 
 @pytest.fixture()

@@ -36,7 +36,9 @@ def test_lines_non_empty_and_in_expected_script(lang):
 def test_japanese_and_chinese_are_told_apart():
     ja = (DEMO_CORPUS_DIR / "ja.txt").read_text(encoding="utf-8").splitlines()
     zh = (DEMO_CORPUS_DIR / "zh.txt").read_text(encoding="utf-8").splitlines()
-    kana = lambda line: any(s in script_mix(line) for s in ("Hiragana", "Katakana"))
+    def kana(line):
+        return any(s in script_mix(line) for s in ("Hiragana", "Katakana"))
+
     assert sum(map(kana, ja)) / len(ja) > 0.95
     assert not any(map(kana, zh))
 

@@ -7,8 +7,8 @@ import json
 import math
 
 from lsn_explorer.core.data.corpora import load_parallel
-from lsn_explorer.demo.build import DemoRecipe, build_demo, char_unigram_bits, evaluate_demo, prompt_from
 from lsn_explorer.core.model.loading import load_model
+from lsn_explorer.demo.build import DemoRecipe, build_demo, char_unigram_bits, evaluate_demo, prompt_from
 
 TINY = DemoRecipe(vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
                   seq_len=32, batch_size=4, steps=4, warmup_steps=2)

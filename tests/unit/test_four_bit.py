@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import FOUR_BIT_SIZES, hook_reference, save_tiny_checkpoint
 
 from lsn_explorer.core.model.backend import read_sites
 from lsn_explorer.core.model.loading import load_model
 from lsn_explorer.errors import ModelLoadError
-from tiny import FOUR_BIT_SIZES, hook_reference, save_tiny_checkpoint
 
 pytest.importorskip("bitsandbytes")
 

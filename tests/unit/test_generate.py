@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from lsn_explorer.core.generate import SeededSampler, TokenEvent, generate, record_generation, stream
-from lsn_explorer.core.interventions.spec import parse_intervention
 from lsn_explorer.core.interventions.resolve import resolve
+from lsn_explorer.core.interventions.spec import parse_intervention
 from lsn_explorer.errors import LsnError
 from tests.intervention_reference import random_constant_spec
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from lsn_explorer.core.neurons.lape import actprob90p, lape
 from lsn_explorer.core.neurons.baseline import random_baseline
+from lsn_explorer.core.neurons.lape import actprob90p, lape
 from lsn_explorer.core.neurons.neuron_set import NeuronSet
 from lsn_explorer.errors import LsnError
 

@@ -9,12 +9,11 @@ import itertools
 import pytest
 import torch
 
-from lsn_explorer.core.model.backend import forward_logits, generate_rows
-from lsn_explorer.core.vocab import POSITIONS
-from lsn_explorer.core.vocab import WRITE_SITES
-from lsn_explorer.core.interventions.spec import InterventionError, Intervention, parse_intervention
 from lsn_explorer.core.interventions.resolve import resolve
+from lsn_explorer.core.interventions.spec import Intervention, InterventionError, parse_intervention
+from lsn_explorer.core.model.backend import forward_logits, generate_rows
 from lsn_explorer.core.stats.runs import StatsSettings, compute_stats, load_stats
+from lsn_explorer.core.vocab import POSITIONS, WRITE_SITES
 from lsn_explorer.session.store import Session
 from tests.intervention_reference import HookedInterventions, RefIntervention
 

@@ -23,7 +23,7 @@ FORBIDDEN = {
     "tui": ["cli"],
 }
 TORCH_FREE = ["core.vocab", "core.progress", "core.specs", "core.interventions.spec", "core.neurons.methods",
-              "core.data.languages", "workbench.bench", "errors", "paths"]
+              "core.data.languages", "workbench.bench", "workbench.state", "workbench.views", "errors", "paths"]
 
 
 def module_name(path: Path) -> str:

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from lsn_explorer.core.interventions.spec import parse_intervention
 from lsn_explorer.core.interventions.resolve import resolve
+from lsn_explorer.core.interventions.spec import parse_intervention
 from lsn_explorer.core.tasks import metrics
 from lsn_explorer.core.tasks.perplexity import continuation_perplexity, line_perplexity
 from lsn_explorer.core.tasks.registry import load_examples, pick, score_sample
@@ -101,3 +101,24 @@ def test_tasks_come_from_one_registry_with_did_you_mean():
         get_task("xqaud")
     with pytest.raises(TaskFileError, match="did you mean mkqa"):
         load_examples("mkqa2", "en")
+
+
+@pytest.mark.parametrize("task", ["xnli", "xquad", "mkqa"])
+def test_a_cancelled_score_raises_and_the_workbench_records_nothing(demo, plan, tmp_path, task):
+    import threading
+
+    from lsn_explorer.errors import Cancelled
+    from lsn_explorer.workbench import Workbench
+
+    cancel = threading.Event()
+    cancel.set()
+    example = next(e for e in load_examples(task, "en") if task != "mkqa" or e.scorable)
+    with pytest.raises(Cancelled):
+        score_sample(demo, task, "en", example, [None, plan], cancel=cancel)
+    bench = Workbench.open("s", tmp_path)
+    bench.handle = demo
+    bench.choose_sample(task, "en", load_examples(task, "en").index(example))
+    with pytest.raises(Cancelled):
+        bench.score(cancel=cancel)
+    assert not bench.session.records("score")
+    bench.close()

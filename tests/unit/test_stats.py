@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from lsn_explorer.core.model.backend import read_sites
-from lsn_explorer.core.stats.collect import collect_stats, plan_batches
 from lsn_explorer.core.model.loading import load_model
-from lsn_explorer.core.vocab import PERCENTILES
 from lsn_explorer.core.stats.accumulator import HistogramGrid, StatsAccumulator
+from lsn_explorer.core.stats.collect import collect_stats, plan_batches
+from lsn_explorer.core.vocab import PERCENTILES
 
 _WORDS = "the quick brown fox jumps over lazy dogs and cats sleep in warm sun by a river".split()
 # Varied pseudo-random lines: repeated identical contexts would give tied activations.

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from lsn_explorer.core.model.loading import load_model
-from lsn_explorer.core.neurons.transfer import (candidate_layers, down_weight, last_token_states, score_layer, split_indices, transfer_neurons)
+from lsn_explorer.core.neurons.transfer import (
+    candidate_layers,
+    down_weight,
+    last_token_states,
+    score_layer,
+    split_indices,
+    transfer_neurons,
+)
 
 
 def brute_force(r, a, v, c):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from lsn_explorer.workbench.bench import SwitchRow, Workbench, parse_params
 from lsn_explorer.errors import LsnError
+from lsn_explorer.workbench.bench import Workbench
+from lsn_explorer.workbench.state import SwitchRow
+from lsn_explorer.workbench.views import parse_params
 
 
 def test_state_is_restored_when_the_session_is_reopened(tmp_path):

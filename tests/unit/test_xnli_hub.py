@@ -9,12 +9,12 @@ import types
 from pathlib import Path
 
 import pytest
+from test_cli_engine import assert_error, run
 
 from lsn_explorer.core.tasks.files import hub_dataset
 from lsn_explorer.core.tasks.registry import load_examples
 from lsn_explorer.core.tasks.xnli import XnliExample
 from lsn_explorer.errors import LanguageError, TaskFileError
-from test_cli_engine import assert_error, run
 
 ROWS = [
     {"premise": "Ông ấy đi chợ sáng nay.", "hypothesis": "Ông ấy đã ra khỏi nhà.", "label": 0},

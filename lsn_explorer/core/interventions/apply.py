@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lsn_explorer.core.interventions.spec import Intervention
-from lsn_explorer.core.vocab import WRITE_SITES, Phase
+from lsn_explorer.core.vocab import WRITE_SITES, Phase, Site
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +36,7 @@ class LayerWrite:
     """Everything written at one (layer, site) in one phase: x[..., index] ← x·mult + add at the
     covered positions; at the last position (when `last_mult` is set) x·last_mult + last_add."""
 
-    site: str
+    site: Site
     index: torch.Tensor
     mult: torch.Tensor
     add: torch.Tensor
@@ -90,9 +90,9 @@ def _compile(edits: list[Edit], phase: Phase) -> dict[int, list[LayerWrite]]:
     out: dict[int, list[LayerWrite]] = {}
     for layer in sorted({int(l) for e in edits for l in e.layer}):
         for site in WRITE_SITES:
-            active = [(e, *_covers(e.intervention.positions, phase)) for e in edits if e.intervention.site == site]
-            active = [(e, full, last, e.layer == layer) for e, full, last in active if full or last]
-            active = [(e, full, last, mask) for e, full, last, mask in active if bool(mask.any())]
+            covered = [(e, *_covers(e.intervention.positions, phase)) for e in edits if e.intervention.site == site]
+            masked = [(e, full, last, e.layer == layer) for e, full, last in covered if full or last]
+            active = [(e, full, last, mask) for e, full, last, mask in masked if bool(mask.any())]
             if not active:
                 continue
             index = torch.unique(torch.cat([e.index[mask] for e, _, _, mask in active]))
@@ -127,7 +127,7 @@ def apply_write(proxy: Any, write: LayerWrite, last_position: torch.Tensor | Non
     current = proxy[..., index]
     mult = write.mult.to(current.device, current.dtype).expand(current.shape)
     add = write.add.to(current.device, current.dtype).expand(current.shape)
-    if write.last_mult is not None:
+    if write.last_mult is not None and write.last_add is not None:
         rows = torch.arange(current.shape[0], device=current.device)
         cols = (torch.full_like(rows, current.shape[1] - 1) if last_position is None
                 else last_position.to(current.device))

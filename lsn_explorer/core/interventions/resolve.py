@@ -109,8 +109,8 @@ def _edit(iv: Intervention, handle: ModelHandle, session: Session | None) -> Edi
 
 
 def _neuron_set(source: str, handle: ModelHandle, session: Session | None) -> NeuronSet:
-    from lsn_explorer.core.neurons.runs import load_neuron_set
     from lsn_explorer.core.neurons.neuron_set import NeuronSet
+    from lsn_explorer.core.neurons.runs import load_neuron_set
 
     if session is None:
         raise InterventionError(f"neuron set {source!r} lives in a session, and none is open",

@@ -23,7 +23,6 @@ from lsn_explorer.core.vocab import SITES, Site
 from lsn_explorer.errors import SiteError, UnsupportedArchitecture
 
 
-
 @dataclass(frozen=True)
 class Architecture:
     """Module paths of one model family.

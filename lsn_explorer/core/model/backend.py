@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import nnsight
 import torch
 
-from lsn_explorer.core.model.architectures import Architecture, layer_modules, mlp_module
-from lsn_explorer.core.vocab import Site
 from lsn_explorer.core.interventions.apply import EditPlan, Phase, apply_write
+from lsn_explorer.core.model.architectures import Architecture, layer_modules, mlp_module
+from lsn_explorer.core.vocab import SITES, Site
 
 if TYPE_CHECKING:
     from lsn_explorer.core.model.loading import ModelHandle
@@ -102,7 +102,7 @@ def read_sites(
     for site in sites:
         handle.arch.check_site(site)
     layer_ids = sorted(range(handle.n_layers) if layers is None else layers)
-    order = [s for s in ("g", "s", "a") if s in sites]  # forward order inside each MLP
+    order: list[Site] = [s for s in SITES if s in sites]  # forward order inside each MLP
     wrapped = nnsight_model(handle)
     d_ff = handle.d_ff
     with torch.no_grad(), wrapped.trace(dict(inputs)):

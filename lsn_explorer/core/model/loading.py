@@ -146,6 +146,7 @@ class ModelHandle:
         }
 
 
+# Long on purpose: the docstring lists every failure a user can meet; the body is one linear recipe.
 def load_model(
     source: str | os.PathLike[str] | None = None,
     *,
@@ -355,10 +356,10 @@ def check_cpu_4bit_shapes(model: Any, label: str) -> None:
     from bitsandbytes.nn import Linear4bit
 
     bad = [
-        (name, module.out_features, module.in_features, module.weight.blocksize)
+        (name, module.out_features, module.in_features, _blocksize(module))
         for name, module in model.named_modules()
         if isinstance(module, Linear4bit)
-        and (module.in_features % module.weight.blocksize or module.out_features % CPU_4BIT_ROWS)
+        and (module.in_features % _blocksize(module) or module.out_features % CPU_4BIT_ROWS)
     ]
     if not bad:
         return
@@ -369,6 +370,11 @@ def check_cpu_4bit_shapes(model: Any, label: str) -> None:
         f"load without --4bit; 4-bit NF4 on CPU needs layer inputs that are multiples of {blocksize} "
         f"and outputs that are multiples of {CPU_4BIT_ROWS}",
     )
+
+
+def _blocksize(module: Any) -> int:
+    """The 4-bit block size of a bitsandbytes layer (kept on its Params4bit weight)."""
+    return int(getattr(module.weight, "blocksize"))
 
 
 def bitsandbytes_available() -> bool:

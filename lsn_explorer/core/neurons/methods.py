@@ -75,16 +75,20 @@ class Param:
         return f"[{self.low:g}, ∞)" if self.low is not None else "(−∞, ∞)"
 
 
-SHARE = {"low": 0.0, "high": 1.0, "low_open": True}
+def share(name: str, default: float | None, *, below_one: bool = False, editable: bool = True) -> Param:
+    """A parameter that is a share: in (0, 1], or in (0, 1) with `below_one`."""
+    return Param(name, default, float, low=0.0, high=1.0, low_open=True, high_open=below_one, editable=editable)
+
+
 PARAMS: dict[str, tuple[Param, ...]] = {
     # Defaults: Tang et al. 2024 (LAPE), Mondal et al. 2025 (Act Prob 90p), Tezuka & Inoue 2025.
-    "lape": (Param("top_rate", 0.01, **SHARE), Param("filter_rate", 0.95, **SHARE, high_open=True),
-             Param("bar_ratio", 0.95, **SHARE, high_open=True),
+    "lape": (share("top_rate", 0.01), share("filter_rate", 0.95, below_one=True),
+             share("bar_ratio", 0.95, below_one=True),
              Param("variant", "consistent", str, choices=("consistent", "faithful"), editable=False)),
-    "actprob90p": (Param("rate", 0.00125, **SHARE),),
-    "type1": (Param("top_n", 1000, int, low=1), Param("depth", None, **SHARE, editable=False),
+    "actprob90p": (share("rate", 0.00125),),
+    "type1": (Param("top_n", 1000, int, low=1), share("depth", None, editable=False),
               Param("layers", None, list), Param("seed", 0, int, low=0, editable=False)),
-    "type2": (Param("top_n", 1000, int, low=1), Param("depth", None, **SHARE, editable=False),
+    "type2": (Param("top_n", 1000, int, low=1), share("depth", None, editable=False),
               Param("layers", None, list), Param("seed", 0, int, low=0, editable=False)),
     "random": (Param("seed", 0, int, low=0),),
 }

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from lsn_explorer.core.data.corpora import corpus_file, read_lines
 from lsn_explorer.core.neurons.baseline import random_baseline
 from lsn_explorer.core.neurons.lape import actprob90p, lape
-from lsn_explorer.core.neurons.specificity import eta_squared, specificity_summary
-from lsn_explorer.core.data.corpora import corpus_file, read_lines
 from lsn_explorer.core.neurons.methods import MethodSpec
 from lsn_explorer.core.neurons.neuron_set import NeuronSet
+from lsn_explorer.core.neurons.specificity import eta_squared, specificity_summary
 from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
-from lsn_explorer.core.stats.runs import (ActivationStats, StatsMismatch, StatsMissing, identity_differences, load_stats)
+from lsn_explorer.core.stats.runs import ActivationStats, StatsMismatch, StatsMissing, identity_differences, load_stats
 from lsn_explorer.errors import CorpusError, LsnError
 from lsn_explorer.session.provenance import file_sha256, provenance
 
@@ -47,6 +47,7 @@ def stats_languages(session: Session) -> list[str]:
     return list(dict.fromkeys(r.name for r in session.records("stats")))
 
 
+# Long on purpose: one branch per kind of input a method needs (statistics, model, reference), side by side.
 def identify(
     session: Session,
     method: str,
@@ -86,7 +87,7 @@ def identify(
         corpus_spec = {s.lang: s.corpus for s in stats}
     elif method in ("type1", "type2"):
         from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR
-        from lsn_explorer.core.neurons.transfer import transfer_neurons
+        from lsn_explorer.core.neurons.transfer import TransferType, transfer_neurons
 
         if handle is None:
             raise LsnError(f"{method} needs the model", "pass --model")
@@ -97,7 +98,8 @@ def identify(
         pairs = {lang: parallel_pair(lang, folder) for lang in targets}
         corpus_spec = {lang: {"files": [str(p) for p in paths], "sha256": [file_sha256(p) for p in paths]}
                        for lang, paths in ((lang, parallel_paths(lang, folder)) for lang in targets)}
-        result = transfer_neurons(handle, method, pairs, progress=progress, cancel=cancel, **params)
+        kind: TransferType = "type1" if method == "type1" else "type2"
+        result = transfer_neurons(handle, kind, pairs, progress=progress, cancel=cancel, **params)
     else:
         if reference is None:
             raise LsnError("the random baseline needs a reference set", "pass --reference NAME (a stored neuron set)")
@@ -107,8 +109,8 @@ def identify(
         result.params["reference"] = reference
     stop_if_cancelled(cancel, method)  # the run may have finished just as the user cancelled
     record = session.add("neuron_set", name or method, {"set": result.to_json(), "spec": spec.to_json()},
-                         provenance(model=handle.provenance() if handle is not None else None, corpus=corpus_spec, method=method, params=result.params,
-                                    seed=result.params.get("seed")))
+                         provenance(model=handle.provenance() if handle is not None else None, corpus=corpus_spec,
+                                    method=method, params=result.params, seed=result.params.get("seed")))
     return result, record.id
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from lsn_explorer.core.vocab import PERCENTILES, Mode
+
 STAT_NAMES: tuple[str, ...] = ("prob", "mean") + tuple(f"p{p}" for p in PERCENTILES) + ("act90",)
 FIXED_POINT = 2.0**20  # sum of values kept as int64 multiples of 2^-20 so merges are exact
 

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 
 from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
-from lsn_explorer.core.vocab import Site
 from lsn_explorer.core.stats.accumulator import HistogramGrid, StatsAccumulator
-from lsn_explorer.core.vocab import Mode
+from lsn_explorer.core.vocab import Mode, Site
 from lsn_explorer.errors import CorpusError
 
 if TYPE_CHECKING:

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 
-from lsn_explorer.core.stats.collect import FAITHFUL_BATCH, FAITHFUL_WINDOW, collect_stats, plan_batches
-from lsn_explorer.core.model.loading import model_context
 from lsn_explorer.core.data.corpora import read_lines
+from lsn_explorer.core.model.loading import model_context
 from lsn_explorer.core.progress import Cancel, Progress
 from lsn_explorer.core.specs import Spec, one_of
-from lsn_explorer.core.vocab import MODES, SITES, Mode
 from lsn_explorer.core.stats.accumulator import StatsAccumulator
+from lsn_explorer.core.stats.collect import FAITHFUL_BATCH, FAITHFUL_WINDOW, collect_stats, plan_batches
+from lsn_explorer.core.vocab import MODES, SITES, Mode
 from lsn_explorer.errors import CorpusError, LsnError, StatsMissing
 from lsn_explorer.session.provenance import file_sha256, provenance
 
@@ -154,6 +154,7 @@ def compute_stats(
                               "record": existing[-1].id})
             continue
         lines = read_lines(path)
+        assert settings.window is not None  # `resolved` filled it in
         plan = plan_batches(handle, lines, window=settings.window, batch_size=settings.batch_size,
                             max_tokens=settings.max_tokens)
         if plan.short and warn is not None:

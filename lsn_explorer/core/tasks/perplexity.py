@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
 from lsn_explorer.errors import LsnError
@@ -44,7 +44,7 @@ def line_perplexity(handle: ModelHandle, lines: Sequence[str], batch_size: int =
     return grouped_perplexity(handle, {"": lines}, batch_size, plan)[""]
 
 
-def grouped_perplexity(handle: ModelHandle, groups: dict[str, Sequence[str]], batch_size: int = 32,
+def grouped_perplexity(handle: ModelHandle, groups: Mapping[str, Sequence[str]], batch_size: int = 32,
                        plan: EditPlan | None = None) -> dict[str, Perplexity]:
     """Perplexity of each group of lines (e.g. one group per language) from one sweep.
 
@@ -158,8 +158,8 @@ def ppxc(handle: ModelHandle, session: Session | None, langs: Sequence[str], tem
     perplexity measured on j's held-out lines. A row whose set has no neurons for i is skipped."""
     from dataclasses import replace
 
-    from lsn_explorer.core.interventions.spec import InterventionError
     from lsn_explorer.core.interventions.resolve import resolve
+    from lsn_explorer.core.interventions.spec import InterventionError
 
     lines = {j: heldout_lines(j, corpus_dir) for j in langs}
     base = {j: p.value for j, p in grouped_perplexity(handle, lines).items()}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from lsn_explorer.core.progress import Cancel
 from lsn_explorer.core.tasks import scoring
 from lsn_explorer.core.tasks.files import hub_dataset, task_file
 from lsn_explorer.core.tasks.mkqa import load_mkqa
@@ -32,7 +33,7 @@ class Task:
     metric: str
     load: Callable[[Path, str], list[Any]]  # (file, lang) → examples
     describe: Callable[[Any], dict[str, Any]]
-    score: Callable[..., scoring.SampleScore]  # (handle, lang, example, plans, names, sample)
+    score: Callable[..., scoring.SampleScore]  # (handle, lang, example, plans, names, sample, cancel)
     hub: Callable[[str, str, str], list[Any]] | None = None  # (lang, split, dataset), for hf:DATASET
 
 
@@ -92,8 +93,9 @@ def describe(task: str, example: Any) -> dict[str, Any]:
 
 
 def score_sample(handle: ModelHandle, task: str, lang: str, example: Any, plans: Sequence[EditPlan | None],
-                 *, sample: int = 0, labels: Sequence[str] | None = None) -> scoring.SampleScore:
-    """Score one example once per plan (None = baseline)."""
+                 *, sample: int = 0, labels: Sequence[str] | None = None,
+                 cancel: Cancel | None = None) -> scoring.SampleScore:
+    """Score one example once per plan (None = baseline); a set `cancel` stops it (`Cancelled`)."""
     names = list(labels) if labels else ["baseline" if p is None or not p.edits else
                                         " + ".join(iv.label for iv in p.interventions) for p in plans]
-    return get_task(task).score(handle, lang, example, plans, names, sample)
+    return get_task(task).score(handle, lang, example, plans, names, sample, cancel)

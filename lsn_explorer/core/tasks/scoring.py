@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
+from lsn_explorer.core.progress import Cancel, stop_if_cancelled
 from lsn_explorer.core.tasks import metrics
 from lsn_explorer.errors import ModelLoadError, TaskFileError
 
@@ -75,24 +76,25 @@ class SampleScore:
 
 
 def score_xquad(handle: ModelHandle, lang: str, example: Any, plans: Sequence[EditPlan | None], names: list[str],
-                sample: int) -> SampleScore:
+                sample: int, cancel: Cancel | None = None) -> SampleScore:
     """A greedy answer after the passage (cut to fit the context) and the question; SQuAD EM/F1."""
     shown = describe_xquad(example)
     context, truncated = _fit_context(handle, example.context, f"\nQuestion: {example.question}\nAnswer:")
     prompt = f"{context}\nQuestion: {example.question}\nAnswer:"
     shown |= {"context": context, "context_truncated": truncated}
-    return _score_generated(handle, "xquad", lang, example.id, sample, prompt, shown["answers"], shown, plans, names)
+    return _score_generated(handle, "xquad", lang, example.id, sample, prompt, shown["answers"], shown, plans, names,
+                            cancel)
 
 
 def score_mkqa(handle: ModelHandle, lang: str, example: Any, plans: Sequence[EditPlan | None], names: list[str],
-               sample: int) -> SampleScore:
+               sample: int, cancel: Cancel | None = None) -> SampleScore:
     """A greedy answer to the question; MKQA's token F1 (long or missing answers are not scored)."""
     if not example.scorable:
         raise TaskFileError(f"MKQA sample {sample} ({example.example_id}) has a long or no answer",
                             "MKQA's F1 skips those; choose another sample")
     shown = describe_mkqa(example)
     return _score_generated(handle, "mkqa", lang, example.example_id, sample, f"Question: {example.query}\nAnswer:",
-                            shown["answers"], shown, plans, names)
+                            shown["answers"], shown, plans, names, cancel)
 
 
 def describe_xnli(example: Any) -> dict[str, Any]:
@@ -134,17 +136,18 @@ def _fit_context(handle: ModelHandle, context: str, rest: str) -> tuple[str, boo
 
 
 def score_xnli(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPlan | None], names: list[str],
-               sample: int) -> SampleScore:
+               sample: int, cancel: Cancel | None = None) -> SampleScore:
     """Label probabilities from the verbalised options' log-likelihoods, or from a classifier head."""
     from lsn_explorer.core.tasks.xnli import LABELS
 
     if handle.head == "classifier":
-        return _score_xnli_head(handle, lang, ex, plans, names, sample)
+        return _score_xnli_head(handle, lang, ex, plans, names, sample, cancel)
     right, *words = XNLI_WORDS.get(lang, XNLI_WORDS["en"])
     context = f"{ex.premise}, {right}?"
     options = [f" {word}, {ex.hypothesis}" for word in words]
     rows = []
     for name, plan in zip(names, plans):
+        stop_if_cancelled(cancel, "scoring")
         loglik = continuation_logliks(handle, context, options, plan)
         top = max(loglik)
         weights = [math.exp(x - top) for x in loglik]
@@ -155,7 +158,7 @@ def score_xnli(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPlan
 
 
 def _score_xnli_head(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[EditPlan | None], names: list[str],
-                     sample: int) -> SampleScore:
+                     sample: int, cancel: Cancel | None = None) -> SampleScore:
     """XNLI through a classification head: one forward per plan over the same sentence-pair tokens."""
     import torch
 
@@ -170,6 +173,7 @@ def _score_xnli_head(handle: ModelHandle, lang: str, ex: Any, plans: Sequence[Ed
     inputs = {key: encoded[key].to(handle.device) for key in ("input_ids", "attention_mask")}
     rows = []
     for name, plan in zip(names, plans):
+        stop_if_cancelled(cancel, "scoring")
         head_probs = torch.softmax(class_logits(handle, inputs, plan)[0].float(), dim=-1)
         probs = [float(head_probs[k]) for k in order]
         predicted = max(range(3), key=probs.__getitem__)
@@ -230,10 +234,11 @@ def continuation_logliks(handle: ModelHandle, context: str, options: Sequence[st
 
 def _score_generated(handle: ModelHandle, task: str, lang: str, example_id: str, sample: int, prompt: str,
                      golds: list[str], shown: dict[str, Any], plans: Sequence[EditPlan | None],
-                     names: list[str]) -> SampleScore:
+                     names: list[str], cancel: Cancel | None = None) -> SampleScore:
     from lsn_explorer.core.generate import generate
 
-    generation = generate(handle, prompt, plans, labels=names, max_new_tokens=ANSWER_TOKENS)
+    generation = generate(handle, prompt, plans, labels=names, max_new_tokens=ANSWER_TOKENS, cancel=cancel)
+    stop_if_cancelled(cancel, "scoring")  # a cut-off answer is not a score
     tok = handle.tokenizer
     gold_ids = [tok(g, add_special_tokens=False)["input_ids"] for g in golds]
     rows = []

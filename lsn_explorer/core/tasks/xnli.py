@@ -135,7 +135,7 @@ def _label_map(rows: Any, dataset: str) -> dict[int, int]:
     order them differently, so map by name when the names are there and by position otherwise.
     """
     features = getattr(rows, "features", None)
-    names = getattr(features.get("label"), "names", None) if hasattr(features, "get") else None
+    names = getattr(features.get("label"), "names", None) if features is not None and hasattr(features, "get") else None
     if not names:
         return {i: i for i in range(len(LABELS))}
     lowered = [str(name).lower() for name in names]

@@ -7,16 +7,15 @@ from collections import deque
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.timer import Timer
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Static
 
 from lsn_explorer.core.generate import Continuation, Generation, TokenEvent
-from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import Panel
-
+from lsn_explorer.workbench.bench import Workbench
 
 FLUSH_S = 0.05  # streamed text reaches the panes at most 20 times a second
 

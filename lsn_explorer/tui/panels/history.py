@@ -11,9 +11,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
-from lsn_explorer.workbench.bench import HistoryEntry, Workbench
 from lsn_explorer.tui.messages import RerunRequested
 from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.workbench.bench import Workbench
+from lsn_explorer.workbench.views import HistoryEntry
 
 
 class HistoryPanel(Panel):

@@ -14,13 +14,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
-from lsn_explorer.core.vocab import POSITIONS, VALUES
-from lsn_explorer.core.interventions.spec import Intervention, parse_intervention
-from lsn_explorer.core.vocab import WRITE_SITES
 from lsn_explorer.core.data.languages import language_table
-from lsn_explorer.workbench.bench import SwitchRow, Workbench
+from lsn_explorer.core.interventions.spec import Intervention, parse_intervention
+from lsn_explorer.core.vocab import POSITIONS, VALUES, WRITE_SITES
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.workbench.bench import Workbench
+from lsn_explorer.workbench.state import SwitchRow
 
 LIST_SOURCE = "list"
 

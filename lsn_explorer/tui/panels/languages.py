@@ -9,11 +9,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, SelectionList, Static
 
-from lsn_explorer.workbench.bench import LanguageRow, StatsProgress, Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import IDLE_TOTAL, Panel, Throttle
 from lsn_explorer.tui.widgets.tick_list import TickList
+from lsn_explorer.workbench.bench import Workbench
+from lsn_explorer.workbench.views import LanguageRow, StatsProgress
 
 
 class LanguagesPanel(Panel):

@@ -10,12 +10,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Select, Static
 
 from lsn_explorer.core.neurons.methods import METHODS, TITLES
-from lsn_explorer.workbench.bench import (NeuronProfile, NeuronSetSummary, Workbench, format_params, parse_params)
 from lsn_explorer.errors import LsnError, SetInUse
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import IDLE_TOTAL, Panel, Throttle
 from lsn_explorer.tui.screens.replace_set import ReplaceChoice, ReplaceSetScreen
 from lsn_explorer.tui.widgets.charts import heat_cell, layer_chart
+from lsn_explorer.workbench.bench import Workbench
+from lsn_explorer.workbench.views import NeuronProfile, NeuronSetSummary, format_params, parse_params
 
 
 class NeuronsPanel(Panel):

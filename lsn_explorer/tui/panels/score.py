@@ -11,10 +11,10 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from lsn_explorer.core.data.languages import language_table
 from lsn_explorer.core.tasks.files import TASKS
-from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.workbench.bench import Workbench
 
 if TYPE_CHECKING:
     from lsn_explorer.core.tasks.scoring import SampleScore
@@ -96,7 +96,7 @@ class ScorePanel(Panel):
         if not self.show_sample():
             return
         workbench = self.workbench
-        self.run_model_task("scoring", lambda cancel: workbench.score(), self._scored)
+        self.run_model_task("scoring", lambda cancel: workbench.score(cancel=cancel), self._scored)
 
     def rerun(self, request: dict[str, Any]) -> None:
         """Score again the sample of a History entry's request (task, language, sample number) from
