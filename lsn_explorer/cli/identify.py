@@ -17,6 +17,7 @@ from lsn_explorer.cli.common import (
     load,
     open_session,
 )
+from lsn_explorer.core.neurons.methods import METHODS
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def register(sub: Subparsers) -> None:
     ident.add_argument("action", nargs="?", choices=("run", "show", "compare", "export", "import"), default="run")
     add_model_args(ident)
     add_session_args(ident)
-    ident.add_argument("--method", default="lape", help="lape | actprob90p | type1 | type2 | random")
+    ident.add_argument("--method", default="lape", help=" | ".join(METHODS))  # the registry's names
     ident.add_argument("--langs", help="comma-separated language codes")
     ident.add_argument("--name", help="name to store the set under (default: the method)")
     ident.add_argument("--top-rate", type=float, help="LAPE: share of neurons kept (default 0.01)")

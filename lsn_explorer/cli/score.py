@@ -18,6 +18,7 @@ from lsn_explorer.cli.common import (
     plans,
     session_model,
 )
+from lsn_explorer.core.tasks.registry import TASKS
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def register(sub: Subparsers) -> None:
     score = sub.add_parser("score", help="score one task sample (or a text) with and without interventions")
     add_model_args(score)
     add_session_args(score)
-    score.add_argument("--task", choices=("xnli", "xquad", "mkqa"))
+    score.add_argument("--task", choices=tuple(TASKS))  # the task registry's names
     score.add_argument("--lang", help="language code")
     score.add_argument("--sample", type=int, default=0, help="which sample (0-based)")
     score.add_argument("--file", help="score a text file's perplexity instead of a task sample")
@@ -54,7 +55,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.file:
         text = _read_text(args.file)
     elif not args.task or not args.lang:
-        raise LsnError("nothing to score", "pass --task xnli|xquad|mkqa --lang L --sample K, or --file TEXT")
+        raise LsnError("nothing to score", f"pass --task {'|'.join(TASKS)} --lang L --sample K, or --file TEXT")
     else:
         lang = get_language(args.lang).code
         example = pick(load_examples(args.task, lang, args.data_dir, args.split), args.sample, args.task, lang)

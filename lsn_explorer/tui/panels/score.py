@@ -10,7 +10,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from lsn_explorer.core.data.languages import language_table
-from lsn_explorer.core.tasks.files import TASKS
+from lsn_explorer.core.tasks.registry import TASKS
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import Panel
@@ -26,7 +26,7 @@ class ScorePanel(Panel):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="form"):
             yield Label("task", classes="field")
-            yield Select([(t.upper() if t != "mkqa" else "MKQA", t) for t in TASKS], value="xnli",
+            yield Select([(task.title, name) for name, task in TASKS.items()], value="xnli",
                          allow_blank=False, id="task", compact=True)
             yield Label("language", classes="field")
             yield Select([(code, code) for code in language_table()], value="en", allow_blank=False,
