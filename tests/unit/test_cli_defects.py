@@ -175,3 +175,11 @@ def test_a_cancelled_identification_stores_nothing(tiny_checkpoints, tmp_path, c
         with pytest.raises(Cancelled):
             identify(session, "lape", langs=["en", "fr"], params={}, cancel=cancel)
         assert not session.records("neuron_set")
+
+
+def test_a_typed_neuron_list_out_of_range_names_the_model_s_ranges(capsys, tiny_checkpoints, tmp_path):
+    # Regression: the hint blamed "a neuron set made for a different model" for a list the user typed.
+    code, _, err = run(capsys, "generate", *base(tiny_checkpoints, tmp_path), "--prompt", "hi",
+                       "--intervene", "9.1=zero")
+    assert_error(code, err, "layer 9 is beyond the model's 2 layers", "this model has layers 0–1")
+    assert "different model" not in err
