@@ -129,6 +129,7 @@ class LsnApp(App[None]):
         self.sub_title = f"session {workbench.session.name}"
         for panel in self._panels():
             panel.restore(workbench)
+        self._focus_front_panel()  # so a panel key (Ctrl+T) works before anything is clicked
         self._show_status()
         if workbench.handle is None and self.preloaded is not None:
             workbench.handle = self.preloaded
@@ -136,6 +137,12 @@ class LsnApp(App[None]):
         elif workbench.handle is None and self.autoload:
             # After the first paint: the worker's torch import holds the GIL for seconds.
             self.call_after_refresh(self.load_model, self.model_source, self.four_bit)
+
+    def _focus_front_panel(self) -> None:
+        pane = self.query_one(TabbedContent).active_pane
+        found = pane.query(Panel) if pane is not None else None
+        if found:
+            found.first().focus_default()
 
     def load_model(self, source: str | None, four_bit: bool = False) -> None:
         workbench = self.workbench

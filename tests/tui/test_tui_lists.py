@@ -93,3 +93,16 @@ async def test_history_keeps_the_cursor_on_its_record_when_a_new_one_arrives(mak
         await pilot.press("f7", "r")
         await settle(app, pilot)
         assert app.workbench.session.records("generation")[-1].payload["prompt"] == "Alpha"
+
+
+async def test_ctrl_t_works_on_the_first_tab_before_anything_is_focused(make_app):
+    # Seen in tmux: opening a session straight away left nothing focused, so the Languages
+    # panel's Ctrl+T did nothing until F2 or a click.
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.focused is not None and app.focused.id == "languages-list"
+        await type_into(pilot, "#stats-tokens", "300")  # keeps focus inside the panel
+        await pilot.press("ctrl+t")
+        await settle(app, pilot)
+        assert {r.name for r in app.workbench.session.records("stats")} == {"en", "zh"}
