@@ -65,3 +65,7 @@ class SetInUse(LsnError):
 
 class PathError(LsnError):
     """A file or folder the user named cannot be read or written."""
+
+
+class JobError(LsnError):
+    """A background job that does not exist, or cannot be resumed, cancelled or run as asked."""

@@ -1,4 +1,5 @@
-"""`lsn-explorer stats [run | merge]`: activation statistics per language into a session."""
+"""`lsn-explorer stats [run | merge]`: activation statistics per language into a session, in the
+foreground (a progress bar) or, with `--detach`, as a background job."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def register(sub: Subparsers) -> None:
     stats.add_argument("--shard", default=None, help="i/n: take every n-th batch starting at i")
     stats.add_argument("--allow-mixed", action="store_true",
                        help="store statistics of another model/precision beside those already in the session")
+    stats.add_argument("--detach", action="store_true",
+                       help="run as a background job: print its id and return at once (see `lsn-explorer jobs`)")
     stats.add_argument("--json", action="store_true", help="print a JSON summary")
     stats.set_defaults(func=cmd_stats)
 
@@ -79,6 +82,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from lsn_explorer.core.stats.runs import StatsSettings, compute_stats
 
     if args.action == "merge":
+        if args.detach:
+            raise LsnError("`stats merge` does not run as a job", "it takes seconds: run it without --detach")
         return _merge(args)
     if not args.langs:
         raise LsnError("no languages given", "pass --langs, e.g. --langs en,zh,hi")
@@ -94,6 +99,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
               "(--tokens N or --tokens all to change)", file=sys.stderr)
     settings = StatsSettings(site=args.site, mode=args.mode, window=args.window, batch_size=args.batch_size,
                              max_tokens=max_tokens, bins=args.bins)  # checked here, before the model loads
+    if args.detach:
+        return _detach(args, langs, max_tokens, shard_spec)
     handle = load(args)
     settings = settings.resolved(handle)
     with open_session(args) as session, _progress_bar(disable=args.json) as progress:
@@ -106,6 +113,31 @@ def cmd_stats(args: argparse.Namespace) -> int:
         for row in summaries:
             state = "already in the session" if row["skipped"] else "collected"
             print(f"{row['lang']}: {row['tokens']:,} tokens {state} (record {row['record']})")
+    return 0
+
+
+def _detach(args: argparse.Namespace, langs: list[str], max_tokens: int | None,
+            shard_spec: tuple[int, int] | None) -> int:
+    """Start the statistics as a background job; the job id alone is the last line printed."""
+    import os
+
+    from lsn_explorer.core.model.loading import check_source
+    from lsn_explorer.jobs.control import launch
+    from lsn_explorer.jobs.spec import StatsJob
+
+    if shard_spec is not None:
+        raise LsnError("--shard and --detach do not go together",
+                       "a job covers whole corpora; run each --shard i/n as its own process, then `stats merge`")
+    check_source(args.model)
+    spec = StatsJob(langs=langs, workdir=os.getcwd(), corpus=args.corpus, model=args.model, four_bit=args.four_bit,
+                    dtype=args.dtype, device=args.device, site=args.site, mode=args.mode, window=args.window,
+                    batch_size=args.batch_size, max_tokens=max_tokens, bins=args.bins, allow_mixed=args.allow_mixed)
+    with open_session(args) as session:
+        job_id = launch(session, spec)
+    where = f"--session {args.session}" + (f" --sessions-dir {args.sessions_dir}" if args.sessions_dir else "")
+    print(f"started job {job_id}: follow it with `lsn-explorer jobs show {job_id} {where}`; "
+          f"its log: `lsn-explorer jobs log {job_id} {where}`", file=sys.stderr)
+    print(job_id)
     return 0
 
 

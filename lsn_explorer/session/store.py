@@ -1,9 +1,11 @@
 """The session store: `sessions/<name>/session.sqlite` for records, `artifacts/` for tensors.
 
 Records (stats runs, neuron sets, interventions, generations, scores, ...) are rows with a `kind`,
-a `name`, a JSON payload and a JSON provenance. Tensors live beside the database as safetensors
-files named by the SHA-256 of their bytes, written atomically (temp file + rename) and verified on
-read. SQLite (WAL) lets job processes write while the TUI reads. Never pickle.
+a `name`, a JSON payload and a JSON provenance. Jobs (background runs, see `lsn_explorer.jobs`)
+are rows of their own: a JSON spec, a state, the worker's pid and its latest progress. Tensors
+live beside the database as safetensors files named by the SHA-256 of their bytes, written
+atomically (temp file + rename) and verified on read. SQLite (WAL) lets job processes write while
+the TUI reads. Never pickle.
 
 Opening a database written by a newer schema, or a file that is not a database, raises a
 `SessionError` before anything is written.
@@ -23,7 +25,7 @@ from typing import Any, Iterator
 
 from lsn_explorer.errors import LsnError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "session.sqlite"
 ARTIFACTS = "artifacts"
 
@@ -52,7 +54,27 @@ MIGRATIONS: tuple[str, ...] = (
         message TEXT NOT NULL
     );
     """,
+    # 1 → 2 (wave 2): background jobs. `state` is what the worker last wrote; whether a "running"
+    # job still runs is the worker's file lock, not this column (see lsn_explorer.jobs.control).
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'finished', 'failed', 'cancelled')),
+        created TEXT NOT NULL,
+        started TEXT,
+        ended TEXT,
+        pid INTEGER,
+        progress TEXT NOT NULL DEFAULT '{}',
+        error TEXT
+    );
+    """,
 )
+# What a job row's `state` may hold (the worker writes it; "interrupted" is derived, never stored).
+JOB_STATES = ("queued", "running", "finished", "failed", "cancelled")
+_JOB_COLUMNS = "id, kind, name, spec, state, created, started, ended, pid, progress, error"
 
 
 class SessionError(LsnError):
@@ -78,6 +100,23 @@ class Record:
     created: str
     payload: dict[str, Any]
     provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job row as last written (see `lsn_explorer.jobs` for what the states mean)."""
+
+    id: int
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    state: str
+    created: str
+    started: str | None
+    ended: str | None
+    pid: int | None
+    progress: dict[str, Any]
+    error: str | None
 
 
 class Session:
@@ -180,6 +219,49 @@ class Session:
     def events(self) -> list[tuple[str, str, str]]:
         return [tuple(r) for r in self._db.execute("SELECT created, level, message FROM events ORDER BY id")]
 
+    # -- jobs ----------------------------------------------------------------------------------
+    # Each method is one statement, so one short transaction: the app, the CLI and job workers
+    # read and write the same database at once (WAL; writers wait up to the 30 s busy timeout).
+    def add_job(self, kind: str, name: str, spec: dict[str, Any]) -> Job:
+        """Store a new job, state "queued"; returns it with its id."""
+        created = now()
+        cursor = self._db.execute(
+            "INSERT INTO jobs (kind, name, spec, state, created) VALUES (?, ?, ?, 'queued', ?)",
+            (kind, name, json.dumps(spec, ensure_ascii=False), created),
+        )
+        assert cursor.lastrowid is not None  # always set after an INSERT
+        return Job(cursor.lastrowid, kind, name, spec, "queued", created, None, None, None, {}, None)
+
+    def update_job(self, job_id: int, **fields: Any) -> None:
+        """Set some of a job's state, started, ended, pid, progress (a dict) and error.
+
+        Raises:
+            SessionError: no job `job_id`, or a state that is not one of `JOB_STATES`.
+        """
+        allowed = {"state", "started", "ended", "pid", "progress", "error"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise TypeError(f"update_job: unknown fields {sorted(unknown)}")
+        if "state" in fields and fields["state"] not in JOB_STATES:
+            raise SessionError(f"job state {fields['state']!r} is not one of {', '.join(JOB_STATES)}")
+        if "progress" in fields:
+            fields["progress"] = json.dumps(fields["progress"], ensure_ascii=False)
+        if not fields:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in fields)  # names come from `allowed` only
+        cursor = self._db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
+        if cursor.rowcount == 0:
+            raise SessionError(f"session {self.name!r} has no job {job_id}", "see `lsn-explorer jobs list`")
+
+    def job(self, job_id: int) -> Job | None:
+        """The job `job_id` as last written, or None."""
+        row = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def jobs(self) -> list[Job]:
+        """Every job of the session, oldest first."""
+        return [_job(row) for row in self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id")]
+
     # -- artifacts -----------------------------------------------------------------------------
     def put_tensors(self, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> str:
         """Write tensors as one safetensors artifact; returns its content hash (sha256 hex)."""
@@ -244,6 +326,11 @@ def iter_kinds(records: list[Record]) -> Iterator[tuple[str, list[Record]]]:
     yield from groups.items()
 
 
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7], row[8],
+               json.loads(row[9]), row[10])
+
+
 def _check_version(db_path: Path) -> None:
     """Refuse, without writing, a database of a newer schema or one that is not SQLite."""
     try:
@@ -265,12 +352,20 @@ def _check_version(db_path: Path) -> None:
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    for target in range(version, SCHEMA_VERSION):
-        connection.execute("BEGIN")
-        _run_script(connection, MIGRATIONS[target])
-        connection.execute(f"PRAGMA user_version = {target + 1}")
+    if connection.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    # IMMEDIATE takes the write lock first, and the version is read again under it: the app and a
+    # job worker opening an old session at once must not both run a migration.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        for target in range(version, SCHEMA_VERSION):
+            _run_script(connection, MIGRATIONS[target])
+            connection.execute(f"PRAGMA user_version = {target + 1}")
         connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
 
 
 def _run_script(connection: sqlite3.Connection, script: str) -> None:

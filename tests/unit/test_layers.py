@@ -2,7 +2,7 @@
 count): dependencies point down only, there is no import cycle, nnsight has one user, and the
 modules front ends import before torch loads stay torch-free.
 
-    tui → workbench → core → session → errors      (cli and demo sit beside tui, on top)
+    tui → workbench → jobs → core → session → errors      (cli and demo sit beside tui, on top)
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ import pytest
 PACKAGE = Path(__file__).parents[2] / "lsn_explorer"
 # layer → the layers it must never import (by module prefix under lsn_explorer)
 FORBIDDEN = {
-    "errors": ["assets", "paths", "core", "session", "workbench", "demo", "cli", "tui"],
-    "session": ["core", "workbench", "demo", "cli", "tui"],
-    "core": ["workbench", "demo", "cli", "tui"],
+    "errors": ["assets", "paths", "core", "session", "jobs", "workbench", "demo", "cli", "tui"],
+    "session": ["core", "jobs", "workbench", "demo", "cli", "tui"],
+    "core": ["jobs", "workbench", "demo", "cli", "tui"],
+    "jobs": ["workbench", "demo", "cli", "tui"],
     "workbench": ["demo", "cli", "tui"],
     "demo": ["workbench", "cli", "tui"],
     "tui": ["cli"],
 }
 TORCH_FREE = ["core.vocab", "core.progress", "core.specs", "core.interventions.spec", "core.neurons.methods",
-              "core.data.languages", "workbench.bench", "workbench.state", "workbench.views", "errors", "paths"]
+              "core.data.languages", "workbench.bench", "workbench.state", "workbench.views", "errors", "paths",
+              "jobs.spec", "jobs.control"]
 
 
 def module_name(path: Path) -> str:

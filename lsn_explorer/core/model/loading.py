@@ -221,6 +221,17 @@ def load_model(
     )
 
 
+def check_source(source: str | os.PathLike[str] | None) -> None:
+    """Check a model source without loading anything: a local path must be a checkpoint folder
+    and anything else must look like a hub id (commands that hand the loading to a background
+    job check this first, so a typo fails at once).
+
+    Raises:
+        ModelLoadError: as `load_model` would for the same path.
+    """
+    _locate(source)
+
+
 def resolve_device(device: str) -> str:
     """`auto` → cuda when torch sees a GPU, else cpu; `cpu`, `cuda`, `cuda:N`, `mps` are checked
     against what this machine has, so a typo or a missing GPU is an error with a hint, not a

@@ -1,0 +1,65 @@
+"""What each job kind does: `RUNNERS` maps a spec's kind to its runner function.
+
+A runner gets the open session, its validated spec, the job's `ProgressWriter` and the cancel
+event (set by SIGTERM), and calls core. Its work is split into units, each stored once under a
+key of its own by core, so that running it again after a kill -9 or a cancel skips what is done:
+that is what makes `jobs resume` safe. It returns a one-line summary; a failure is raised
+(`LsnError` for the user's fault, anything else is a bug and keeps its traceback in the log).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+from lsn_explorer.core.progress import Cancel, stop_if_cancelled
+from lsn_explorer.errors import JobError
+from lsn_explorer.jobs.progress import ProgressWriter
+from lsn_explorer.jobs.spec import JobSpec, StatsJob
+from lsn_explorer.session.store import Session
+
+Runner = Callable[[Session, JobSpec, ProgressWriter, Cancel], str]
+
+
+def run_stats(session: Session, spec: JobSpec, progress: ProgressWriter, cancel: Cancel) -> str:
+    """Statistics per language; a language is a unit (`compute_stats` skips one stored under
+    the same run key, so a finished language is neither recomputed nor stored twice)."""
+    from lsn_explorer.core.data.corpora import read_lines, resolve_corpora
+    from lsn_explorer.core.model.loading import load_model
+    from lsn_explorer.core.stats.runs import compute_stats
+
+    assert isinstance(spec, StatsJob)  # RUNNERS pairs each kind with its own spec class
+    enter(spec.workdir)
+    corpora = resolve_corpora(spec.langs, spec.corpus, session.folder.parent)
+    for path in corpora.values():
+        read_lines(path)  # a corpus file changed since launch fails here, before the model loads
+    stop_if_cancelled(cancel, "the statistics job")
+    progress.message("loading the model")
+    handle = load_model(spec.model, dtype=spec.dtype, four_bit=spec.four_bit, device=spec.device)
+    settings = spec.settings()
+    lines = []
+    for done, (lang, path) in enumerate(corpora.items()):
+        stop_if_cancelled(cancel, "the statistics job")
+        progress.unit_started(lang, done, len(corpora))
+        (row,) = compute_stats(session, handle, {lang: path}, settings, progress=progress, cancel=cancel,
+                               warn=lambda m: print(f"warning: {m}", file=sys.stderr),
+                               allow_mixed=spec.allow_mixed)
+        state = "already in the session" if row["skipped"] else "collected"
+        line = f"{lang}: {row['tokens']:,} tokens {state} (record {row['record']})"
+        print(line, flush=True)
+        lines.append(line)
+        progress.unit_finished(done + 1, len(corpora), line)
+    return f"{len(corpora)} languages: " + "; ".join(lines)
+
+
+def enter(workdir: str) -> None:
+    """Run in the folder the job was launched from, where its relative paths point."""
+    try:
+        os.chdir(workdir)
+    except OSError as exc:
+        raise JobError(f"the job's working folder {workdir} cannot be entered: {exc.strerror or exc}",
+                       "restore that folder (the job's relative paths point into it), or start a new job") from None
+
+
+RUNNERS: dict[str, Runner] = {StatsJob.KIND: run_stats}
