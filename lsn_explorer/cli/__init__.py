@@ -15,18 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from lsn_explorer import __version__
-from lsn_explorer.cli import (
-    demo,
-    generate,
-    identify,
-    jobs,
-    model,
-    ppl,
-    score,
-    session,
-    stats,
-    tui,
-)
+from lsn_explorer.cli import demo, generate, identify, jobs, model, ppl, score, session, stats, tui
 from lsn_explorer.cli.common import print_error
 from lsn_explorer.errors import LsnError
 

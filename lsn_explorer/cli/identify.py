@@ -10,13 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsn_explorer.cli.common import (
-    add_model_args,
-    add_session_args,
-    lang_codes,
-    load,
-    open_session,
-)
+from lsn_explorer.cli.common import add_model_args, add_session_args, lang_codes, load, open_session
 from lsn_explorer.core.neurons.methods import METHODS
 from lsn_explorer.errors import LsnError
 

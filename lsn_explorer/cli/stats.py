@@ -10,13 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from lsn_explorer.cli.common import (
-    add_model_args,
-    add_session_args,
-    lang_codes,
-    load,
-    open_session,
-)
+from lsn_explorer.cli.common import add_model_args, add_session_args, lang_codes, load, open_session
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:

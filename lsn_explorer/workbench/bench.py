@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, available_languages, corpus_file
 from lsn_explorer.core.data.languages import get_language, language_table
 from lsn_explorer.core.interventions.spec import Intervention, parse_intervention
-from lsn_explorer.core.progress import Rate
+from lsn_explorer.core.progress import Rate, Step
 from lsn_explorer.errors import LsnError
 from lsn_explorer.session.store import Session
 from lsn_explorer.workbench.state import STATE_KIND, SwitchRow, WorkbenchState, check_set_not_in_use
@@ -29,7 +29,6 @@ from lsn_explorer.workbench.views import (
     LanguageRow,
     NeuronProfile,
     NeuronSetSummary,
-    StatsProgress,
     history_entry,
     parse_neuron,
     shown_params,
@@ -103,7 +102,7 @@ class Workbench:
         self.save_state()
 
     def compute_stats(self, langs: Sequence[str], *, max_tokens: int | None = None,
-                      progress: Callable[[StatsProgress], None] | None = None,
+                      progress: Callable[[Step], None] | None = None,
                       cancel: threading.Event | None = None) -> list[dict[str, Any]]:
         """Activation statistics for `langs` from the corpus folder (default: the demo corpus)."""
         from lsn_explorer.core.stats.runs import StatsSettings, compute_stats

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from lsn_explorer.core.neurons.methods import METHODS, editable_defaults
-from lsn_explorer.core.progress import Step
 from lsn_explorer.errors import LsnError
 from lsn_explorer.session.store import Record
 
@@ -25,9 +24,6 @@ class LanguageRow:
     script: str
     has_corpus: bool
     stats_tokens: int | None  # tokens in the newest statistics, None when there are none
-
-
-StatsProgress = Step  # what the Languages panel shows while statistics run (lang, tokens, speed)
 
 
 @dataclass(frozen=True)

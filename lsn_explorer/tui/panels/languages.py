@@ -9,12 +9,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, SelectionList, Static
 
+from lsn_explorer.core.progress import Step
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import IDLE_TOTAL, Panel, Throttle
 from lsn_explorer.tui.widgets.tick_list import TickList
 from lsn_explorer.workbench.bench import Workbench
-from lsn_explorer.workbench.views import LanguageRow, StatsProgress
+from lsn_explorer.workbench.views import LanguageRow
 
 
 class LanguagesPanel(Panel):
@@ -89,7 +90,7 @@ class LanguagesPanel(Panel):
         workbench = self.workbench
         throttle = Throttle()
 
-        def progress(p: StatsProgress) -> None:  # on the worker thread
+        def progress(p: Step) -> None:  # on the worker thread
             if throttle.due(final=p.done >= p.total):
                 self.app.call_from_thread(self._progressed, p)
 
@@ -101,7 +102,7 @@ class LanguagesPanel(Panel):
             self.query_one("#stats-bar", ProgressBar).update(total=None, progress=0)  # until the first report
             self.query_one("#stats-progress", Static).update(f"reading the corpus of {', '.join(langs)}…")
 
-    def _progressed(self, p: StatsProgress) -> None:
+    def _progressed(self, p: Step) -> None:
         self.query_one("#stats-bar", ProgressBar).update(total=p.total, progress=p.done)
         eta = f"ETA {p.eta_s:.0f} s" if p.eta_s is not None else "ETA –"
         self.query_one("#stats-progress", Static).update(
