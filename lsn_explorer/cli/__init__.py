@@ -1,7 +1,7 @@
 """The `lsn-explorer` command line: argument parsing and printing, no science.
 
 One module per command group (`model`, `demo`, `stats`, `identify`, `generate`, `ppl`, `score`,
-`session`, `jobs`, `tui`); each registers its sub-parser and calls `core` functions, which compute and
+`eval`, `session`, `jobs`, `tui`); each registers its sub-parser and calls `core` functions, which compute and
 write the session's records. `common` holds the flags and helpers several commands share. Heavy
 libraries (torch, transformers, nnsight, textual) are imported inside the commands so `--help` is
 instant. An `LsnError` becomes `error: ...` / `hint: ...` on stderr and exit status 2, never a
@@ -15,12 +15,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from lsn_explorer import __version__
-from lsn_explorer.cli import demo, generate, identify, jobs, model, ppl, score, session, stats, tui
+from lsn_explorer.cli import demo, evaluate, generate, identify, jobs, model, ppl, score, session, stats, tui
 from lsn_explorer.cli.common import print_error
 from lsn_explorer.errors import LsnError
 
 # The order of `lsn-explorer --help`: the workflow from a model to its neurons to interventions.
-COMMANDS = (model, demo, stats, identify, generate, ppl, score, session, jobs, tui)
+COMMANDS = (model, demo, stats, identify, generate, ppl, score, evaluate, session, jobs, tui)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LsnError as exc:
         print_error(exc.message, exc.hint)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`eval show --csv | head`): not an error of ours; stop quietly.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         # Paths are checked before work starts; this catches what the file system does later
         # (a full disk, a folder removed mid-run) with the same one-line error and hint.

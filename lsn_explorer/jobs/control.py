@@ -26,6 +26,7 @@ from lsn_explorer.session.store import Job, Session
 State = Literal["queued", "running", "finished", "failed", "cancelled", "interrupted"]
 ACTIVE = ("queued", "running")
 RESUMABLE = ("interrupted", "cancelled", "failed")
+EXIT_GRACE_S = 10.0  # how long a worker that recorded its end may take to exit
 
 # Workers this process started. A detached worker is still our child: it is reaped (polled)
 # here so that a long-lived launcher, the app, does not collect zombies.
@@ -50,6 +51,8 @@ def start(session: Session, job_id: int) -> int:
     """
     _reap()
     fd = try_lock(lock_path(session.folder, job_id))
+    if fd is None and _exiting(session, job_id):
+        fd = try_lock(lock_path(session.folder, job_id))
     if fd is None:
         raise JobError(f"job {job_id} is already running", _hint_running(session, job_id))
     try:
@@ -155,6 +158,7 @@ def wait(session: Session, job_id: int, timeout: float | None = None, poll: floa
     while True:
         job = status(session, job_id)
         if job.state not in ACTIVE:
+            _exiting(session, job_id)  # and gone: a `resume` right after must not find it running
             return job
         if deadline is not None and time.monotonic() >= deadline:
             raise JobError(f"job {job_id} is still {job.state} after {timeout:g} s",
@@ -178,6 +182,21 @@ def describe(session: Session, job: Job) -> dict[str, Any]:
             "pid": job.pid if job.state in ACTIVE else None, "log": str(log_path(session.folder, job.id).resolve()),
             "created": job.created, "started": job.started, "ended": job.ended, "error": job.error,
             "spec": job.spec}
+
+
+def _exiting(session: Session, job_id: int, grace: float = EXIT_GRACE_S) -> bool:
+    """Whether the job's worker, having recorded its end, let go of the lock within `grace`
+    seconds: it records the end first and exits after, so `jobs wait` then `jobs resume` at once
+    would otherwise find the lock still held for a moment."""
+    job = session.job(job_id)
+    if job is None or job.state in ACTIVE:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not is_held(lock_path(session.folder, job_id)):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _derived(session: Session, job: Job) -> Job:

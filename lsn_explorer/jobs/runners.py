@@ -16,7 +16,7 @@ from typing import Callable
 from lsn_explorer.core.progress import Cancel, stop_if_cancelled
 from lsn_explorer.errors import JobError
 from lsn_explorer.jobs.progress import ProgressWriter
-from lsn_explorer.jobs.spec import JobSpec, StatsJob
+from lsn_explorer.jobs.spec import EvalJob, JobSpec, StatsJob
 from lsn_explorer.session.store import Session
 
 Runner = Callable[[Session, JobSpec, ProgressWriter, Cancel], str]
@@ -53,6 +53,31 @@ def run_stats(session: Session, spec: JobSpec, progress: ProgressWriter, cancel:
     return f"{len(corpora)} languages: " + "; ".join(lines)
 
 
+def run_eval(session: Session, spec: JobSpec, progress: ProgressWriter, cancel: Cancel) -> str:
+    """An evaluation's missing batches (`core.evals.runner`: a stored batch is never scored again)."""
+    from lsn_explorer.core.evals.runner import check_eval, find_eval, prepare_model, spec_of
+    from lsn_explorer.core.evals.runner import run_eval as run
+
+    assert isinstance(spec, EvalJob)  # RUNNERS pairs each kind with its own spec class
+    enter(spec.workdir)
+    evaluation = find_eval(session, spec.eval_name)
+    samples = check_eval(session, spec_of(evaluation))  # data changed since launch fails here
+    stop_if_cancelled(cancel, "the evaluation job")
+    progress.message("loading the model")
+    handle = prepare_model(session, evaluation, spec.model, dtype=spec.dtype, four_bit=spec.four_bit,
+                           device=spec.device)
+    progress.state["unit"] = "samples"
+    progress.message(f"scoring {evaluation.name}")
+
+    def report(label: str, done: int, total: int) -> None:
+        progress.state |= {"units_done": done, "units_total": total}
+        progress(label, done, total)
+
+    summary = run(session, handle, evaluation, progress=report, cancel=cancel, samples=samples)
+    print(summary, flush=True)
+    return summary
+
+
 def enter(workdir: str) -> None:
     """Run in the folder the job was launched from, where its relative paths point."""
     try:
@@ -62,4 +87,4 @@ def enter(workdir: str) -> None:
                        "restore that folder (the job's relative paths point into it), or start a new job") from None
 
 
-RUNNERS: dict[str, Runner] = {StatsJob.KIND: run_stats}
+RUNNERS: dict[str, Runner] = {StatsJob.KIND: run_stats, EvalJob.KIND: run_eval}

@@ -72,7 +72,36 @@ class StatsJob(JobSpec):
         return f"stats {','.join(self.langs)}"
 
 
-JOB_SPECS: dict[str, type[JobSpec]] = {StatsJob.KIND: StatsJob}
+@dataclass(frozen=True)
+class EvalJob(JobSpec):
+    """A full evaluation (`lsn-explorer eval run --detach`, the app's Evaluate action).
+
+    The evaluation itself (task, languages, rows) is stored in the session's `evals` table under
+    `eval_name` when the job is launched; the job names it and says which model to load. Its units
+    are batches of one cell, each stored once (`core.evals.runner`), so a resumed job scores only
+    what is missing.
+    """
+
+    KIND: ClassVar[str] = "eval"
+    eval_name: str = ""
+    workdir: str = "."
+    model: str | None = None  # None: the model the session's records were made with, else the demo
+    four_bit: bool = False
+    dtype: str = "auto"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        from lsn_explorer.core.model.loading import DTYPES
+
+        if not self.eval_name:
+            raise JobError("an evaluation job needs the name of a stored evaluation", "start it with `eval run --detach`")
+        one_of("dtype", self.dtype, DTYPES)
+
+    def title(self) -> str:
+        return f"eval {self.eval_name}"
+
+
+JOB_SPECS: dict[str, type[JobSpec]] = {StatsJob.KIND: StatsJob, EvalJob.KIND: EvalJob}
 
 
 def spec_from_json(data: dict[str, Any], *, source: str = "") -> JobSpec:

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from lsn_explorer.errors import LsnError
+from lsn_explorer.session.evals import EvalTables
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "session.sqlite"
 ARTIFACTS = "artifacts"
 
@@ -70,6 +71,31 @@ MIGRATIONS: tuple[str, ...] = (
         progress TEXT NOT NULL DEFAULT '{}',
         error TEXT
     );
+    """,
+    # 2 → 3 (wave 2): full evaluations. One row per evaluation (its spec, and when it finished) and
+    # one per scored sample, keyed by (evaluation, language, row, sample): a resumed run writes
+    # with INSERT OR IGNORE, so a sample is stored once however often its batch is retried.
+    """
+    CREATE TABLE evals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        spec TEXT NOT NULL,
+        provenance TEXT NOT NULL DEFAULT '{}',
+        job INTEGER,
+        created TEXT NOT NULL,
+        finished TEXT
+    );
+    CREATE TABLE eval_samples (
+        eval INTEGER NOT NULL REFERENCES evals (id) ON DELETE CASCADE,
+        lang TEXT NOT NULL,
+        row TEXT NOT NULL,
+        sample INTEGER NOT NULL,
+        example_id TEXT NOT NULL,
+        prediction TEXT NOT NULL,
+        sample_values TEXT NOT NULL,
+        extra TEXT NOT NULL,
+        PRIMARY KEY (eval, lang, row, sample)
+    ) WITHOUT ROWID;
     """,
 )
 # What a job row's `state` may hold (the worker writes it; "interrupted" is derived, never stored).
@@ -119,7 +145,7 @@ class Job:
     error: str | None
 
 
-class Session:
+class Session(EvalTables):
     """A named session folder. Use `Session.open(name)`; close with `close()` or `with`."""
 
     def __init__(self, folder: Path, connection: sqlite3.Connection) -> None:

@@ -341,10 +341,10 @@ def test_a_version_1_session_migrates_and_keeps_its_records(tmp_path):
     old.close()
     with Session.open("wave1", tmp_path / "sessions", create=False) as session:
         assert [(r.id, r.kind, r.name) for r in session.records()] == [row[:3] for row in rows]
-        assert session.jobs() == []
+        assert session.jobs() == [] and session.evals() == []  # schema 2 and 3 tables, empty
         job = session.add_job("stats", "stats en", {"kind": "stats"})
         assert session.job(job.id) == job
     db = sqlite3.connect(db_path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()

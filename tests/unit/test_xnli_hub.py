@@ -130,8 +130,6 @@ def test_hub_sources_are_told_apart_from_folders(data_dir, want):
 def test_hub_source_errors():
     with pytest.raises(TaskFileError, match="names no dataset"):
         load_examples("xnli", "vi", "hf:")
-    with pytest.raises(TaskFileError, match="xquad cannot be read from the Hugging Face hub"):
-        load_examples("xquad", "en", "hf:xquad")
 
 
 def test_cli_scores_a_hub_sample(capsys, monkeypatch, tmp_path):

@@ -7,7 +7,7 @@ everything into an `EditPlan` for one model.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from lsn_explorer.core.interventions.apply import Edit, EditPlan
 from lsn_explorer.core.interventions.spec import Intervention, InterventionError
@@ -67,22 +67,29 @@ def _check_stored_set(iv: Intervention, session: Session, shape: tuple[int, int]
     if iv.lang is not None and iv.lang not in langs:
         raise InterventionError(f"neuron set {iv.source!r} has no neurons for {iv.lang}",
                                 f"its languages: {', '.join(langs) or 'none'}")
+    if iv.lang is not None and not data["neurons"][iv.lang]:
+        raise InterventionError(f"neuron set {iv.source!r} selects no neurons for {iv.lang}",
+                                "choose another language, or a larger rate when identifying")
     if shape is not None and (data.get("n_layers"), data.get("d_ff")) != shape:
         raise InterventionError(f"neuron set {iv.source!r} was found on a {data.get('n_layers')}×{data.get('d_ff')} "
                                 f"model, this one is {shape[0]}×{shape[1]}", "identify neurons on this model first")
 
 
-def resolve(interventions: Sequence[Intervention], handle: ModelHandle, session: Session | None = None) -> EditPlan:
+def resolve(interventions: Sequence[Intervention], handle: ModelHandle, session: Session | None = None,
+            sets: Mapping[str, NeuronSet] | None = None) -> EditPlan:
     """Look up neurons and values for each intervention and compile them for `handle`'s model.
+
+    `sets` are neuron sets held in memory, found by name before the session's (an evaluation's
+    random baselines, drawn again from their seed rather than stored).
 
     Raises `InterventionError` / `StatsMissing` with a hint when a set, language or statistic is
     missing, or an index does not fit the model.
     """
-    edits = [_edit(iv, handle, session) for iv in interventions]
+    edits = [_edit(iv, handle, session, sets or {}) for iv in interventions]
     return EditPlan(edits, handle.n_layers)
 
 
-def _edit(iv: Intervention, handle: ModelHandle, session: Session | None) -> Edit:
+def _edit(iv: Intervention, handle: ModelHandle, session: Session | None, sets: Mapping[str, NeuronSet]) -> Edit:
     import torch
 
     from lsn_explorer.core.neurons.neuron_set import validate_pairs
@@ -94,7 +101,8 @@ def _edit(iv: Intervention, handle: ModelHandle, session: Session | None) -> Edi
         pairs = validate_pairs(torch.tensor(iv.neurons, dtype=torch.long).reshape(-1, 2), handle.n_layers,
                                handle.d_ff, typed=True)
     else:
-        pairs = _set_pairs(iv, _neuron_set(iv.source, handle, session))
+        held = sets.get(iv.source)
+        pairs = _set_pairs(iv, held if held is not None else stored_set(iv.source, handle, session))
     layer, index = pairs[:, 0].contiguous(), pairs[:, 1].contiguous()
     k = len(pairs)
     if iv.value == "scale":
@@ -108,7 +116,8 @@ def _edit(iv: Intervention, handle: ModelHandle, session: Session | None) -> Edi
     return Edit(iv, layer, index, mult, add)
 
 
-def _neuron_set(source: str, handle: ModelHandle, session: Session | None) -> NeuronSet:
+def stored_set(source: str, handle: ModelHandle, session: Session | None) -> NeuronSet:
+    """The neuron set `source` (a name or `#record id`) of the session, checked against the model."""
     from lsn_explorer.core.neurons.neuron_set import NeuronSet
     from lsn_explorer.core.neurons.runs import load_neuron_set
 

@@ -78,6 +78,7 @@ class ModelHandle:
     quantization: str | None = None
     head: Head = "lm"
     traced: Any = field(default=None, repr=False)  # the backend's nnsight wrapper, built on first use
+    adapter: str | None = None  # the session adapter loaded onto the model (core/model/adapters.py)
 
     @property
     def n_layers(self) -> int:
@@ -125,6 +126,8 @@ class ModelHandle:
             info["fingerprint"] = checkpoint_fingerprint(Path(self.source).expanduser())
         else:
             info["revision"] = getattr(self.model.config, "_commit_hash", None)
+        if self.adapter is not None:
+            info["adapter"] = self.adapter
         return info
 
     def describe(self) -> dict[str, Any]:

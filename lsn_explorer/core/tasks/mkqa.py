@@ -1,7 +1,11 @@
-"""MKQA: open-domain QA with answers in 26 languages (Longpre et al. 2021), JSONL format.
+"""MKQA: open-domain QA with answers in 26 languages (Longpre et al. 2021).
 
-Each line holds `queries{lang}` and `answers{lang: [{type, text, aliases}]}` for every language;
-`load_mkqa` picks one language (MKQA codes come from the language table: our zh is zh_cn).
+Each example holds `queries{lang}` and `answers{lang: [{type, text, aliases}]}` for every language;
+the loaders pick one language (MKQA codes come from the language table: our zh is zh_cn). Two
+sources, one `MkqaExample` list:
+- the release's JSONL (optionally gzipped; also the demo samples in `assets/tasks/mkqa`);
+- the Hugging Face `apple/mkqa` dataset (one `train` split, the same fields, answer types stored
+  as class ids), read with the optional `datasets` package.
 """
 
 from __future__ import annotations
@@ -10,12 +14,22 @@ import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from lsn_explorer.core.data.languages import dataset_code
+from lsn_explorer.core.tasks.files import HubSource, load_hub_split
 from lsn_explorer.errors import TaskFileError
 
 # Answer types without a short gold string; the official F1 skips them.
 UNSCORED_TYPES = frozenset({"long_answer", "unanswerable"})
+# The answer types in the order of the hub dataset's ClassLabel (apple/mkqa, feature answers.*.type);
+# used when the rows hold class ids and the dataset does not name them.
+ANSWER_TYPES: tuple[str, ...] = ("entity", "long_answer", "unanswerable", "date", "number", "number_with_unit",
+                                 "short_phrase", "binary")
+HUB_DATASET = "apple/mkqa"
+HUB_SPLIT = "train"  # MKQA is an evaluation set of 10k queries; the hub keeps all of it as `train`
+HUB_SPLITS: tuple[str, ...] = ("test", "train")  # what callers may ask for; both read HUB_SPLIT
+HUB_SOURCE = HubSource("MKQA", HUB_DATASET, "or pass --data-dir with a folder holding the MKQA JSONL (mkqa/*.jsonl.gz)")
 
 
 @dataclass(frozen=True)
@@ -54,18 +68,64 @@ def load_mkqa(path: str | Path, lang: str) -> list[MkqaExample]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-                query = row["queries"][code]
-                answers = tuple(
-                    MkqaAnswer(a["type"], a.get("text"), tuple(a.get("aliases") or ()))
-                    for a in row["answers"][code]
-                )
+                examples.append(_example(json.loads(line), code, lineno))
             except json.JSONDecodeError as exc:
                 raise TaskFileError(f"{path}:{lineno}: invalid JSON ({exc.msg})", "one JSON object per line") from exc
-            except (KeyError, TypeError) as exc:
-                raise TaskFileError(
-                    f"{path}:{lineno}: missing {exc} for language {code}",
-                    "each line needs queries{lang} and answers{lang}",
-                ) from exc
-            examples.append(MkqaExample(str(row.get("example_id", lineno)), query, answers))
+            except (KeyError, TypeError, IndexError) as exc:
+                raise TaskFileError(f"{path}:{lineno}: missing {exc} for language {code}", _FIELDS) from exc
     return examples
+
+
+def load_mkqa_hub(lang: str, split: str = "test", dataset: str = HUB_DATASET) -> list[MkqaExample]:
+    """Read one language of MKQA from the Hugging Face hub (or the local datasets cache, where
+    `datasets` keeps every download: only the first call needs the network).
+
+    Args:
+        lang: our language code (mapped to MKQA's, e.g. zh → zh_cn, through the language table).
+        split: test | train. MKQA has one split of 10k queries, which the hub calls `train` and this
+            project calls `test` (it is only ever evaluated on); both names read it.
+        dataset: hub id of the dataset (`apple/mkqa`, or a copy with the same fields).
+
+    Returns:
+        The examples in dataset order, equal to `load_mkqa` on the release's JSONL.
+
+    Raises:
+        LanguageError: MKQA does not cover `lang`.
+        TaskFileError: an unknown split, `datasets` is not installed, the download failed (or the
+            hub is offline and the dataset is not cached), or a row lacks the language.
+    """
+    code = dataset_code("mkqa", lang)
+    if split not in HUB_SPLITS:
+        raise TaskFileError(f"MKQA has no split {split!r}",
+                            f"use {' or '.join(HUB_SPLITS)} (both read the hub's only split, {HUB_SPLIT})")
+    rows = load_hub_split(HUB_SOURCE, dataset, None, HUB_SPLIT)
+    types = _type_names(rows, code)
+    examples = []
+    for i, row in enumerate(rows):
+        try:
+            examples.append(_example(row, code, i, types))
+        except (KeyError, TypeError, IndexError) as exc:
+            raise TaskFileError(f"{dataset} row {i}: missing {exc} for language {code}", _FIELDS) from exc
+    return examples
+
+
+_FIELDS = "each example needs queries{lang} and answers{lang: [{type, text, aliases}]}"
+
+
+def _example(row: Mapping[str, Any], code: str, fallback_id: int, types: Sequence[str] = ANSWER_TYPES) -> MkqaExample:
+    """One example of either source in language `code`; a type given as a class id is named by `types`."""
+    answers = tuple(
+        MkqaAnswer(a["type"] if isinstance(a["type"], str) else types[a["type"]], a.get("text"),
+                   tuple(a.get("aliases") or ()))
+        for a in row["answers"][code]
+    )
+    return MkqaExample(str(row.get("example_id", fallback_id)), row["queries"][code], answers)
+
+
+def _type_names(rows: Any, code: str) -> Sequence[str]:
+    """The answer type names of the dataset's ClassLabel, or the release's order when it has none."""
+    try:
+        names = rows.features["answers"][code][0]["type"].names
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return ANSWER_TYPES
+    return tuple(names) if names else ANSWER_TYPES

@@ -5,6 +5,8 @@ is predicted (labels are shifted once, here, and nowhere else). Batches are righ
 position ids are the plain 0..n-1 of an unpadded run. With and without an intervention the same
 lines are tokenized the same way, so both perplexities cover identical tokens.
 
+Held-out lines come from the demo corpus, a corpus folder, or FLORES+ on the hub (`load_lines`).
+
 PPXC(i, j) = PPL of language j with language i's neurons set to zero − PPL of j without. Base
 perplexities differ by 10× between languages, so rows are compared by relative change.
 """
@@ -12,10 +14,14 @@ perplexities differ by 10× between languages, so rows are compared by relative 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
+from lsn_explorer.core.tasks.files import hub_dataset
+from lsn_explorer.core.tasks.flores import hub_lines
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
@@ -108,6 +114,29 @@ def heldout_lines(lang: str, corpus_dir: str | None = None) -> list[str]:
     from lsn_explorer.core.data.corpora import DEMO_CORPUS_DIR, corpus_file, read_lines, select
 
     return select(read_lines(corpus_file(lang, corpus_dir or DEMO_CORPUS_DIR)), "heldout")
+
+
+def load_lines(lang: str, data_dir: str | Path | None = None, split: str = "devtest") -> list[str]:
+    """Held-out lines of one language for perplexity, from any of the three sources.
+
+    Args:
+        lang: our language code.
+        data_dir: None for the demo corpus; a folder of `<lang>.txt` or FLORES-200 files
+            (`hin_Deva.devtest`), of which the held-out lines are taken exactly as `heldout_lines`
+            takes them (every tenth line), so results match `ppl --corpus DIR`; or `hf:DATASET`
+            (e.g. `hf:openlanguagedata/flores_plus`) for every sentence of a FLORES+ split, which
+            is evaluation-only text (read with `datasets`, which caches the download).
+        split: the FLORES+ split with `hf:` (dev | devtest); folders have no splits.
+
+    Raises:
+        CorpusError: no text for the language in the folder, or an empty or non-UTF-8 file.
+        TaskFileError: a hub source that cannot be read (see `flores.hub_lines`).
+        LanguageError: an unknown language, or one without a FLORES code (with `hf:`).
+    """
+    dataset = hub_dataset(data_dir)
+    if dataset is not None:
+        return hub_lines(lang, split, dataset)
+    return heldout_lines(lang, None if data_dir is None else os.fspath(data_dir))
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from lsn_explorer.core.progress import Cancel
 from lsn_explorer.core.tasks import scoring
 from lsn_explorer.core.tasks.files import hub_dataset, task_file
-from lsn_explorer.core.tasks.mkqa import load_mkqa
+from lsn_explorer.core.tasks.mkqa import load_mkqa, load_mkqa_hub
 from lsn_explorer.core.tasks.xnli import load_xnli, load_xnli_hub
-from lsn_explorer.core.tasks.xquad import load_xquad
+from lsn_explorer.core.tasks.xquad import load_xquad, load_xquad_hub
 from lsn_explorer.errors import TaskFileError
 
 if TYPE_CHECKING:
@@ -41,8 +41,8 @@ TASKS: dict[str, Task] = {task.name: task for task in (
     Task("xnli", "XNLI", "accuracy", lambda path, lang: load_xnli(path), scoring.describe_xnli,
          scoring.score_xnli, load_xnli_hub),
     Task("xquad", "XQuAD", "SQuAD EM / F1", lambda path, lang: load_xquad(path), scoring.describe_xquad,
-         scoring.score_xquad),
-    Task("mkqa", "MKQA", "token F1", load_mkqa, scoring.describe_mkqa, scoring.score_mkqa),
+         scoring.score_xquad, load_xquad_hub),
+    Task("mkqa", "MKQA", "token F1", load_mkqa, scoring.describe_mkqa, scoring.score_mkqa, load_mkqa_hub),
 )}
 
 
@@ -61,9 +61,11 @@ def load_examples(task: str, lang: str, data_dir: str | Path | None = None, spli
     Args:
         task: a registry name (xnli | xquad | mkqa).
         lang: our language code.
-        data_dir: None for the demo samples, a benchmark folder, or `hf:DATASET` (tasks with a hub
-            loader, XNLI: e.g. `hf:xnli`) to read the Hugging Face dataset with `datasets`.
-        split: XNLI split (test | validation; the hub also has train).
+        data_dir: None for the demo samples, a benchmark folder, or `hf:DATASET` (`hf:xnli`,
+            `hf:google/xquad`, `hf:apple/mkqa`) to read the Hugging Face dataset with `datasets`,
+            which caches the download.
+        split: XNLI split (test | validation; the hub also has train). XQuAD and MKQA have one
+            split each, read as `test` (on the hub also by its own name: validation, train).
 
     Raises:
         TaskFileError: unknown task, missing or malformed file, or a hub source that cannot be read.
@@ -73,8 +75,9 @@ def load_examples(task: str, lang: str, data_dir: str | Path | None = None, spli
     dataset = hub_dataset(data_dir)
     if dataset is not None:
         if spec.hub is None:
+            on_hub = [name for name, row in TASKS.items() if row.hub is not None]
             raise TaskFileError(f"{task} cannot be read from the Hugging Face hub (--data-dir {data_dir})",
-                                "only XNLI has a hub loader; pass a benchmark folder for xquad and mkqa")
+                                f"pass a benchmark folder for {task}; tasks with a hub loader: {', '.join(on_hub)}")
         return spec.hub(lang, split, dataset)
     return spec.load(task_file(task, lang, data_dir, split), lang)
 

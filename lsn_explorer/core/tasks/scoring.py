@@ -79,7 +79,7 @@ def score_xquad(handle: ModelHandle, lang: str, example: Any, plans: Sequence[Ed
                 sample: int, cancel: Cancel | None = None) -> SampleScore:
     """A greedy answer after the passage (cut to fit the context) and the question; SQuAD EM/F1."""
     shown = describe_xquad(example)
-    context, truncated = _fit_context(handle, example.context, f"\nQuestion: {example.question}\nAnswer:")
+    context, truncated = fit_context(handle, example.context, f"\nQuestion: {example.question}\nAnswer:")
     prompt = f"{context}\nQuestion: {example.question}\nAnswer:"
     shown |= {"context": context, "context_truncated": truncated}
     return _score_generated(handle, "xquad", lang, example.id, sample, prompt, shown["answers"], shown, plans, names,
@@ -115,7 +115,7 @@ def describe_mkqa(example: Any) -> dict[str, Any]:
             "answers": [text for a in example.answers for text in ((a.text,) if a.text else ()) + tuple(a.aliases)]}
 
 
-def _fit_context(handle: ModelHandle, context: str, rest: str) -> tuple[str, bool]:
+def fit_context(handle: ModelHandle, context: str, rest: str) -> tuple[str, bool]:
     """Cut the passage so that passage + question + answer fit the model's context window (the
     demo model reads 128 tokens); the question is never cut. Returns (passage, whether cut)."""
     from lsn_explorer.core.model.loading import model_context

@@ -10,19 +10,20 @@ Two sources, one `XnliExample` list:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lsn_explorer.core.data.languages import dataset_code
+from lsn_explorer.core.tasks.files import HubSource, load_hub_split
 from lsn_explorer.errors import TaskFileError
 
 LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
 HEADER: tuple[str, ...] = ("id", "premise", "hypothesis", "label")
 HUB_DATASET = "xnli"  # the hub id of the release (a redirect to facebook/xnli)
 HUB_SPLITS: tuple[str, ...] = ("train", "validation", "test")
-_LOCAL_HINT = "or pass --data-dir with a folder of XNLI TSV files (xnli/xnli_test_<lang>.tsv)"
+HUB_SOURCE = HubSource("XNLI", HUB_DATASET,
+                       "or pass --data-dir with a folder of XNLI TSV files (xnli/xnli_test_<lang>.tsv)")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def load_xnli(path: str | Path) -> list[XnliExample]:
 
 
 def load_xnli_hub(lang: str, split: str = "test", dataset: str = HUB_DATASET) -> list[XnliExample]:
-    """Read one language and split of XNLI from the Hugging Face hub (or the local datasets cache).
+    """Read one language and split of XNLI from the Hugging Face hub (or the local datasets cache,
+    where `datasets` keeps every download).
 
     Args:
         lang: our language code (mapped to the XNLI config through the language table).
@@ -87,29 +89,7 @@ def load_xnli_hub(lang: str, split: str = "test", dataset: str = HUB_DATASET) ->
     code = dataset_code("xnli", lang)
     if split not in HUB_SPLITS:
         raise TaskFileError(f"XNLI on the hub has no split {split!r}", f"use one of: {', '.join(HUB_SPLITS)}")
-    try:
-        import datasets
-    except ImportError as exc:
-        raise TaskFileError(
-            "reading XNLI from the Hugging Face hub needs the `datasets` package, which is not installed",
-            f"pip install datasets, {_LOCAL_HINT}",
-        ) from exc
-    try:
-        rows = datasets.load_dataset(dataset, code, split=split)
-    except (OSError, ValueError) as exc:
-        # Network failures, a missing dataset and offline mode all surface as OSError subclasses
-        # (ConnectionError, FileNotFoundError, HTTP errors); a bad config or split as ValueError.
-        offline = any(os.environ.get(var, "") not in ("", "0") for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        if offline:
-            raise TaskFileError(
-                f"cannot load {dataset} ({code}, {split}) while offline: it is not in the local datasets cache",
-                f"unset HF_HUB_OFFLINE / HF_DATASETS_OFFLINE to download it once, {_LOCAL_HINT}",
-            ) from exc
-        raise TaskFileError(
-            f"cannot load {dataset} ({code}, {split}) from the Hugging Face hub: {detail}",
-            f"check the network and the dataset id (e.g. hf:xnli), {_LOCAL_HINT}",
-        ) from exc
+    rows = load_hub_split(HUB_SOURCE, dataset, code, split)
     to_ours = _label_map(rows, dataset)
     examples = []
     for i, row in enumerate(rows):
@@ -123,8 +103,6 @@ def load_xnli_hub(lang: str, split: str = "test", dataset: str = HUB_DATASET) ->
             raise TaskFileError(f"{where}: label {label!r} is not one of {sorted(to_ours)}",
                                 "labels are 0 entailment, 1 neutral, 2 contradiction")
         examples.append(XnliExample(f"{split}-{i}", str(premise), str(hypothesis), to_ours[label]))
-    if not examples:
-        raise TaskFileError(f"{dataset} {code} {split} has no rows", "choose another split or language")
     return examples
 
 

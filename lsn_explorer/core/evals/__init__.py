@@ -1,0 +1,2 @@
+"""Full evaluations over an intervention grid: grid spec, batched scoring, per-sample results,
+aggregates with bootstrap confidence intervals, tables and heat maps."""

@@ -1,0 +1,193 @@
+"""Running an evaluation: every (language × row) cell, batch by batch, each batch stored at once.
+
+The unit of work is one batch of one cell. Batches are fixed slices of the language's samples
+in `batch_order` (by length, so little padding), the same in every run, and a batch's results are
+written in one transaction. A run that is cancelled, killed (kill -9) or crashes therefore leaves whole batches;
+running the same evaluation again (`jobs resume`, or `eval run` with the same name) skips every
+batch already stored and scores the rest exactly as an uninterrupted run would have — same
+slices, same padding, same numbers.
+
+`check_eval` is the fast part (data files, neuron sets, statistics, adapter), run before any model
+loads; `run_eval` does the work; `eval_results` reads the stored samples back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Callable
+
+from lsn_explorer.core.evals.grid import EvalSpec, cell_specs, random_reference
+from lsn_explorer.core.evals.results import RowInfo, SampleResult
+from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
+from lsn_explorer.errors import LsnError
+
+if TYPE_CHECKING:
+    from lsn_explorer.core.interventions.apply import EditPlan
+    from lsn_explorer.core.model.loading import ModelHandle
+    from lsn_explorer.core.neurons.neuron_set import NeuronSet
+    from lsn_explorer.session.evals import EvalRow
+    from lsn_explorer.session.store import Session
+
+
+def check_eval(session: Session, spec: EvalSpec) -> dict[str, list[tuple[int, Any]]]:
+    """Everything an evaluation needs that can be checked without a model; returns each
+    language's samples (loaded once here, handed to `run_eval`).
+
+    Raises:
+        TaskFileError / LanguageError: a language without data for the task, an empty or bad file.
+        InterventionError / StatsMissing: a set, language or statistics a row needs is missing.
+        LsnError: the adapter does not exist.
+    """
+    from lsn_explorer.core.evals.scorers import load_samples
+    from lsn_explorer.core.interventions.resolve import check_sources
+    from lsn_explorer.core.interventions.spec import parse_intervention
+    from lsn_explorer.core.model.adapters import find_adapter
+
+    samples = {lang: load_samples(spec.task, lang, spec.data_dir, spec.split, spec.limit) for lang in spec.langs}
+    rows = spec.row_infos()
+    for lang in spec.langs:
+        for row in rows:
+            specs = cell_specs(row, lang)
+            if row.kind == "random":  # its neurons are drawn at run time; its reference set must exist
+                specs = [random_reference(row, rows) + ":" + s.split(":", 1)[1] for s in specs]
+            try:
+                check_sources([parse_intervention(s) for s in specs], session)
+            except LsnError as exc:  # name the row as the user wrote it, not its pinned set id
+                raise type(exc)(f"{lang} · {row.key}: {exc.message}",
+                                exc.hint + ("; or leave that language out of --langs" if row.kind != "intervene" else "")
+                                ) from None
+    if spec.adapter is not None:
+        find_adapter(session, spec.adapter)
+    return samples
+
+
+def spec_of(evaluation: EvalRow) -> EvalSpec:
+    """The validated spec of a stored evaluation."""
+    return EvalSpec.from_json(evaluation.spec, source=f"evaluation {evaluation.name!r}")
+
+
+def prepare_model(session: Session, evaluation: EvalRow, model: str | None = None, *, dtype: str = "auto",
+                  four_bit: bool = False, device: str = "auto") -> ModelHandle:
+    """The model an evaluation runs on (`model`, else the session's, else the demo), with its
+    adapter loaded; the model's provenance is stored with the evaluation."""
+    from lsn_explorer.core.model.adapters import apply_adapter
+    from lsn_explorer.core.model.session_model import load_session_model
+
+    handle = load_session_model(session, model, dtype=dtype, four_bit=four_bit, device=device)
+    adapter = spec_of(evaluation).adapter
+    if adapter is not None:
+        apply_adapter(handle, session, adapter)
+    session.set_eval(evaluation.id, provenance={"model": handle.provenance()})
+    return handle
+
+
+def run_eval(session: Session, handle: ModelHandle, evaluation: EvalRow, *, progress: Progress | None = None,
+             cancel: Cancel | None = None, samples: dict[str, list[tuple[int, Any]]] | None = None,
+             on_batch: Callable[[str, str, int], None] | None = None) -> str:
+    """Score every cell of a stored evaluation that is not stored yet; returns a one-line summary.
+
+    Args:
+        session: where the evaluation and its samples live.
+        handle: the loaded model (with the evaluation's adapter already applied, see `prepare_model`).
+        evaluation: the stored evaluation (`Session.add_eval` / `eval_named`).
+        progress: `progress(label, samples done, samples total)` after every batch.
+        cancel: checked between batches; a set event raises `Cancelled` with every finished batch stored.
+        samples: each language's samples from `check_eval` (loaded again when None).
+        on_batch: called with (lang, row key, first sample) after each stored batch (tests use it).
+    """
+    from lsn_explorer.core.evals.scorers import score_batch
+
+    spec = spec_of(evaluation)
+    samples = samples if samples is not None else check_eval(session, spec)
+    rows = spec.row_infos()
+    done = session.stored_samples(evaluation.id)
+    total = sum(len(samples[lang]) for lang in spec.langs) * len(rows)
+    finished = sum(len(v) for v in done.values())
+    random_sets: dict[str, NeuronSet] = {}
+    scored = skipped = 0
+    for lang in spec.langs:
+        pairs = batch_order(spec.task, samples[lang])
+        for row in rows:
+            stored = done.get((lang, row.key), set())
+            plan: EditPlan | None = None
+            for start in range(0, len(pairs), spec.batch_size):
+                batch = pairs[start:start + spec.batch_size]
+                if all(sample in stored for sample, _ in batch):
+                    skipped += len(batch)
+                    continue
+                stop_if_cancelled(cancel, f"the evaluation {evaluation.name!r}")
+                if plan is None and row.kind != "none":
+                    plan = _plan(session, handle, spec, row, rows, lang, random_sets)
+                results = score_batch(handle, spec.task, lang, batch, plan, spec.protocol)
+                session.put_samples(evaluation.id, [dataclasses.asdict(dataclasses.replace(r, row=row.key))
+                                                    for r in results])
+                finished += len(batch)
+                scored += len(batch)
+                if progress is not None:
+                    progress(f"{lang} · {row.key}", finished, total)
+                if on_batch is not None:
+                    on_batch(lang, row.key, batch[0][0])
+    from lsn_explorer.session.store import now
+
+    session.set_eval(evaluation.id, finished=now())
+    return (f"{evaluation.name}: {spec.task} × {len(spec.langs)} languages × {len(rows)} rows, "
+            f"{scored:,} samples scored" + (f", {skipped:,} already stored" if skipped else ""))
+
+
+def batch_order(task: str, pairs: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """Samples ordered by text length (then index), so a batch holds samples of similar length and
+    carries little padding. The order depends on the samples only, so every run, resumed or not,
+    cuts the same batches."""
+    def length(pair: tuple[int, Any]) -> tuple[int, int]:
+        index, example = pair
+        if task == "xnli":
+            return len(example.premise) + len(example.hypothesis), index
+        if task == "xquad":
+            return len(example.context) + len(example.question), index
+        if task == "mkqa":
+            return len(example.query), index
+        return len(example), index
+
+    return sorted(pairs, key=length)
+
+
+def _plan(session: Session, handle: ModelHandle, spec: EvalSpec, row: RowInfo, rows: list[RowInfo], lang: str,
+          random_sets: dict[str, NeuronSet]) -> EditPlan:
+    """The edit plan of one cell; a random row's set is drawn again from its seed (reproducible)."""
+    from lsn_explorer.core.interventions.resolve import resolve
+    from lsn_explorer.core.interventions.spec import parse_intervention
+
+    if row.kind == "random":
+        name = row.specs[0].split(":", 1)[0]
+        if name not in random_sets:
+            from lsn_explorer.core.interventions.resolve import stored_set
+            from lsn_explorer.core.neurons.baseline import random_baseline
+
+            reference = stored_set(random_reference(row, rows), handle, session)
+            random_sets[name] = random_baseline(reference, seed=1000 * spec.seed + (row.seed or 0))
+    return resolve([parse_intervention(s) for s in cell_specs(row, lang)], handle, session, sets=random_sets)
+
+
+def eval_results(session: Session, evaluation: EvalRow) -> tuple[EvalSpec, list[RowInfo], list[SampleResult]]:
+    """An evaluation's spec, rows and stored per-sample results."""
+    spec = spec_of(evaluation)
+    return spec, spec.row_infos(), [SampleResult(**data) for data in session.samples(evaluation.id)]
+
+
+def find_eval(session: Session, name: str | None) -> EvalRow:
+    """The evaluation called `name`, or the newest one.
+
+    Raises:
+        LsnError: none of that name, or no evaluations at all.
+    """
+    evals = session.evals()
+    if not evals:
+        raise LsnError(f"session {session.name!r} has no evaluations",
+                       f"run one with `lsn-explorer eval run --session {session.name} --task xnli --langs en ...`")
+    if name is None:
+        return evals[-1]
+    found = next((e for e in evals if e.name == name), None)
+    if found is None:
+        raise LsnError(f"session {session.name!r} has no evaluation {name!r}",
+                       f"its evaluations: {', '.join(e.name for e in evals)}")
+    return found
