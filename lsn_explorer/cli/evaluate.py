@@ -60,7 +60,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from lsn_explorer.core.evals.grid import EvalSpec, build_rows
-    from lsn_explorer.core.evals.runner import check_eval, prepare_model, run_eval
+    from lsn_explorer.core.evals.runner import check_eval, prepare_model, run_eval, stored_eval
+    from lsn_explorer.jobs.evals import refuse_if_running
 
     if not args.task:
         raise LsnError("`eval run` needs --task", "pass --task xnli | xquad | mkqa | ppl")
@@ -72,9 +73,10 @@ def _run(args: argparse.Namespace) -> int:
                         data_dir=args.data_dir, split=args.split, limit=args.limit, protocol=args.protocol,
                         batch_size=args.batch_size, seed=args.seed, adapter=args.adapter)
         samples = check_eval(session, spec)  # data, sets, statistics, adapter: before any model loads
-        evaluation = _stored(session, spec, args.name)
         if args.detach:
-            return _detach(args, session, evaluation.name)
+            return _detach(args, session, spec)
+        evaluation = stored_eval(session, spec, args.name)
+        refuse_if_running(session, evaluation)
         handle = prepare_model(session, evaluation, args.model, dtype=args.dtype, four_bit=args.four_bit,
                                device=args.device)
         cancel = threading.Event()
@@ -93,35 +95,12 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored(session: Any, spec: Any, name: str | None) -> Any:
-    """The evaluation to run: a new one, or one of that name with the same spec that has not
-    finished (running it again continues it)."""
-    if name is not None:
-        existing = session.eval_named(name)
-        if existing is not None:
-            if existing.spec != spec.to_json():
-                raise LsnError(f"session {session.name!r} already has an evaluation {name!r} with other settings",
-                               "pass another --name (or the same command it was started with, to continue it)")
-            if existing.finished:
-                raise LsnError(f"evaluation {name!r} has already finished",
-                               f"see it with `lsn-explorer eval show --session {session.name} --name {name}`")
-            return existing
-    else:
-        taken = {e.name for e in session.evals()}
-        name = next(f"{spec.task}-{i}" for i in range(1, len(taken) + 2) if f"{spec.task}-{i}" not in taken)
-    return session.add_eval(name, spec.to_json(), {})
+def _detach(args: argparse.Namespace, session: Any, spec: Any) -> int:
+    from lsn_explorer.jobs.evals import start_eval
 
-
-def _detach(args: argparse.Namespace, session: Any, name: str) -> int:
-    from lsn_explorer.core.model.loading import check_source
-    from lsn_explorer.jobs.control import launch
-    from lsn_explorer.jobs.spec import EvalJob
-
-    check_source(args.model)
-    job_id = launch(session, EvalJob(eval_name=name, workdir=os.getcwd(), model=args.model, four_bit=args.four_bit,
-                                     dtype=args.dtype, device=args.device))
-    evaluation = session.eval_named(name)
-    session.set_eval(evaluation.id, job=job_id)
+    evaluation, job_id = start_eval(session, spec, args.name, workdir=os.getcwd(), model=args.model,
+                                    four_bit=args.four_bit, dtype=args.dtype, device=args.device)
+    name = evaluation.name
     where = f"--session {args.session}" + (f" --sessions-dir {args.sessions_dir}" if args.sessions_dir else "")
     print(f"started job {job_id} for evaluation {name!r}: follow it with `lsn-explorer jobs show {job_id} {where}`; "
           f"its table: `lsn-explorer eval show --name {name} {where}`", file=sys.stderr)

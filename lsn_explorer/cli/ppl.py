@@ -41,7 +41,8 @@ def register(sub: Subparsers) -> None:
     ppl.add_argument("--matrix", action="store_true", help="PPXC(i, j): deactivate i's neurons, measure j")
     ppl.add_argument("--set", default="lape", help="matrix: the stored neuron set (default lape)")
     ppl.add_argument("--value", default="zero", help="matrix: value written (default zero)")
-    ppl.add_argument("--corpus", default=None, help="folder with <lang>.txt files (default: demo corpus)")
+    ppl.add_argument("--corpus", default=None,
+                     help="folder with <lang>.txt files (default: demo corpus), or hf:openlanguagedata/flores_plus")
     ppl.add_argument("--json", action="store_true", help=JSON_HELP)
     ppl.set_defaults(func=cmd_ppl)
 
@@ -49,12 +50,12 @@ def register(sub: Subparsers) -> None:
 def cmd_ppl(args: argparse.Namespace) -> int:
     from lsn_explorer.core.interventions.resolve import check_sources as check_set
     from lsn_explorer.core.interventions.spec import parse_intervention
-    from lsn_explorer.core.tasks.perplexity import heldout_lines, ppl_rows, record_ppl
+    from lsn_explorer.core.tasks.perplexity import load_lines, ppl_rows, record_ppl
 
     langs = lang_codes(args.langs)
     if not langs:
         raise LsnError("no languages given", "pass --langs, e.g. --langs zh,hi,en")
-    lines = {lang: heldout_lines(lang, args.corpus) for lang in langs}  # readable before loading
+    lines = {lang: load_lines(lang, args.corpus) for lang in langs}  # readable before loading
     if args.matrix:
         template = parse_intervention(f"{args.set}:{langs[0]}={args.value}")
     else:

@@ -55,6 +55,11 @@ def start(session: Session, job_id: int) -> int:
         fd = try_lock(lock_path(session.folder, job_id))
     if fd is None:
         raise JobError(f"job {job_id} is already running", _hint_running(session, job_id))
+    job = session.job(job_id)
+    if job is not None and job.state == "finished":  # it finished while we waited for its lock
+        os.close(fd)
+        raise JobError(f"job {job_id} has already finished; there is nothing to resume",
+                       f"see it with `lsn-explorer jobs show {job_id} --session {session.name}`")
     try:
         session.update_job(job_id, state="queued", pid=None, ended=None, error=None)
         command = [sys.executable, "-m", "lsn_explorer.jobs", "run", "--session", session.name,

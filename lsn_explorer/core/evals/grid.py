@@ -19,6 +19,7 @@ re-identified later under the same name does not change a running or resumed eva
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
@@ -61,7 +62,10 @@ class EvalSpec(Spec):
     adapter: str | None = None  # a session adapter (masked-LoRA fine-tune) loaded before scoring
 
     def __post_init__(self) -> None:
-        one_of("task", self.task, EVAL_TASKS)
+        if self.task not in EVAL_TASKS:  # a registry by name: a typo gets "did you mean"
+            close = difflib.get_close_matches(str(self.task), EVAL_TASKS, n=1)
+            raise EvalSpecError(f"unknown task {self.task!r}",
+                                (f"did you mean {close[0]}? " if close else "") + f"tasks: {', '.join(EVAL_TASKS)}")
         one_of("protocol", self.protocol, PROTOCOLS)
         if not self.langs:
             raise EvalSpecError("an evaluation needs at least one language", "pass --langs, e.g. --langs en,fr")
@@ -95,8 +99,10 @@ def parse_grid(text: str) -> tuple[str, str | None, list[str], str]:
         raise EvalSpecError(f"bad --grid {text!r}", f"write {GRID_SYNTAX}")
     values = [v.strip().lower() for v in match["values"].split(",") if v.strip()]
     bad = [v for v in values if v not in GRID_VALUES]
-    if bad or not values:
-        raise EvalSpecError(f"--grid {text!r}: {', '.join(bad) or 'no values'} "
+    if not values:
+        raise EvalSpecError(f"--grid {text!r} names no values", f"values: {', '.join(GRID_VALUES)}")
+    if bad:
+        raise EvalSpecError(f"--grid {text!r}: {', '.join(bad)} "
                             f"{'is not a grid value' if len(bad) == 1 else 'are not grid values'}",
                             f"values: {', '.join(GRID_VALUES)}")
     if len(set(values)) != len(values):
@@ -112,7 +118,7 @@ def build_rows(grids: Sequence[str] = (), intervene: Sequence[str] = (), random_
     Raises:
         EvalSpecError / InterventionError: bad syntax, an unknown set, or random baselines without a grid.
     """
-    from lsn_explorer.core.interventions.spec import parse_intervention
+    from lsn_explorer.core.interventions.spec import InterventionError, parse_intervention
 
     if not 0 <= random_baseline <= 100:
         raise EvalSpecError(f"--random-baseline must be between 0 and 100 (got {random_baseline})", "e.g. 3")
@@ -124,7 +130,11 @@ def build_rows(grids: Sequence[str] = (), intervene: Sequence[str] = (), random_
         where = f"{ref}:{lang}" if lang else f"{ref}:{{lang}}"
         for value in values:
             key = f"{set_name}{':' + lang if lang else ''}={value}{modifiers}"
-            parse_intervention(f"{where.replace('{lang}', 'en')}={value}{modifiers}")  # syntax of the modifiers
+            try:  # the modifiers' syntax, named as the user wrote it (not the pinned '#12:en=...')
+                parse_intervention(f"{where.replace('{lang}', 'en')}={value}{modifiers}")
+            except InterventionError as exc:
+                problem = exc.message.split("': ", 1)[-1]  # after "bad intervention '#12:en=...': "
+                raise EvalSpecError(f"--grid {text!r}: {problem}", exc.hint) from None
             grid_rows.append(RowInfo(key, "grid", (f"{where}={value}{modifiers}",), value, set_name))
     rows += grid_rows
     for text in intervene:

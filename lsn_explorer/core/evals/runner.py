@@ -8,7 +8,8 @@ batch already stored and scores the rest exactly as an uninterrupted run would h
 slices, same padding, same numbers.
 
 `check_eval` is the fast part (data files, neuron sets, statistics, adapter), run before any model
-loads; `run_eval` does the work; `eval_results` reads the stored samples back.
+loads; `stored_eval` names and stores a new evaluation (or finds the one to continue); `run_eval`
+does the work; `eval_results` reads the stored samples back.
 """
 
 from __future__ import annotations
@@ -59,6 +60,29 @@ def check_eval(session: Session, spec: EvalSpec) -> dict[str, list[tuple[int, An
     if spec.adapter is not None:
         find_adapter(session, spec.adapter)
     return samples
+
+
+def stored_eval(session: Session, spec: EvalSpec, name: str | None = None) -> EvalRow:
+    """The evaluation to run for `spec`: a new one (named `TASK-N` when `name` is None), or the
+    unfinished one called `name` with the same spec (running it again continues it).
+
+    Raises:
+        LsnError: an evaluation called `name` has other settings, or has already finished.
+    """
+    if name is not None:
+        existing = session.eval_named(name)
+        if existing is not None:
+            if existing.spec != spec.to_json():
+                raise LsnError(f"session {session.name!r} already has an evaluation {name!r} with other settings",
+                               "pass another --name (or the same command it was started with, to continue it)")
+            if existing.finished:
+                raise LsnError(f"evaluation {name!r} has already finished",
+                               f"see it with `lsn-explorer eval show --session {session.name} --name {name}`")
+            return existing
+    else:
+        taken = {e.name for e in session.evals()}
+        name = next(f"{spec.task}-{i}" for i in range(1, len(taken) + 2) if f"{spec.task}-{i}" not in taken)
+    return session.add_eval(name, spec.to_json(), {})
 
 
 def spec_of(evaluation: EvalRow) -> EvalSpec:
@@ -157,15 +181,19 @@ def _plan(session: Session, handle: ModelHandle, spec: EvalSpec, row: RowInfo, r
     from lsn_explorer.core.interventions.resolve import resolve
     from lsn_explorer.core.interventions.spec import parse_intervention
 
+    sets: dict[str, NeuronSet] = {}
     if row.kind == "random":
-        name = row.specs[0].split(":", 1)[0]
-        if name not in random_sets:
+        # `random1` of a grid over set A and of one over set B are different draws: cache by both.
+        name, reference_set = row.specs[0].split(":", 1)[0], random_reference(row, rows)
+        drawn = f"{name}{reference_set}"
+        if drawn not in random_sets:
             from lsn_explorer.core.interventions.resolve import stored_set
             from lsn_explorer.core.neurons.baseline import random_baseline
 
-            reference = stored_set(random_reference(row, rows), handle, session)
-            random_sets[name] = random_baseline(reference, seed=1000 * spec.seed + (row.seed or 0))
-    return resolve([parse_intervention(s) for s in cell_specs(row, lang)], handle, session, sets=random_sets)
+            reference = stored_set(reference_set, handle, session)
+            random_sets[drawn] = random_baseline(reference, seed=1000 * spec.seed + (row.seed or 0))
+        sets[name] = random_sets[drawn]
+    return resolve([parse_intervention(s) for s in cell_specs(row, lang)], handle, session, sets=sets)
 
 
 def eval_results(session: Session, evaluation: EvalRow) -> tuple[EvalSpec, list[RowInfo], list[SampleResult]]:

@@ -11,8 +11,10 @@ returns a `SampleResult` per sample (its `row` is left empty; the runner fills i
 - ppl: each line's summed negative log-likelihood and token count, one right-padded forward.
 
 Protocols (`EvalSpec.protocol`): "consistent" is what `lsn-explorer score` does; "faithful" follows
-the papers' code where it differs — Mondal et al.'s XNLI classifier input `premise {eos} hypothesis`,
-and Tezuka et al.'s MKQA prompt `{question}? Answer: ` (localised "Answer", 10 new tokens).
+the papers' code where it differs — Mondal et al.'s XNLI classifier input `premise {eos} hypothesis`
+(a classification head only), their XQuAD answers kept whole up to EOS (not cut at a line break;
+the token-id EM/F1 is their metric), and Tezuka et al.'s MKQA prompt `{question}? Answer: `
+(localised "Answer", 10 new tokens).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from lsn_explorer.core.evals.results import SampleResult
 from lsn_explorer.core.tasks import metrics
-from lsn_explorer.errors import TaskFileError
+from lsn_explorer.errors import LsnError, TaskFileError
 
 if TYPE_CHECKING:
     import torch
@@ -53,8 +55,10 @@ def load_samples(task: str, lang: str, data_dir: str | None, split: str, limit: 
     if task == "ppl":
         from lsn_explorer.core.tasks import perplexity
 
-        loader = getattr(perplexity, "load_lines", None)
-        lines = loader(lang, data_dir) if loader is not None else perplexity.heldout_lines(lang, data_dir)
+        try:
+            lines = perplexity.load_lines(lang, data_dir)
+        except LsnError as exc:  # the corpus commands' hints name --corpus; here the flag is --data-dir
+            raise type(exc)(exc.message, exc.hint.replace("--corpus", "--data-dir")) from None
         examples: list[Any] = [line for line in lines if line.strip()]
     else:
         from lsn_explorer.core.tasks.registry import load_examples
@@ -73,6 +77,10 @@ def score_batch(handle: ModelHandle, task: str, lang: str, batch: Batch, plan: E
     if task == "xnli":
         if handle.head == "classifier":
             return _xnli_head(handle, lang, batch, plan, protocol)
+        if protocol == "faithful":
+            raise LsnError("the faithful XNLI protocol (Mondal et al.) reads a classification head, and this model "
+                           "is a causal LM", "load an XNLI/MNLI *ForSequenceClassification checkpoint with --model, "
+                           "or use --protocol consistent (verbalised options)")
         return _xnli_options(handle, lang, batch, plan)
     if task == "ppl":
         return _lines(handle, lang, batch, plan)
@@ -172,7 +180,9 @@ def _answers(handle: ModelHandle, task: str, lang: str, batch: Batch, plan: Edit
         new = generated[i, width:].tolist()
         if tok.eos_token_id in new:
             new = new[: new.index(tok.eos_token_id)]
-        answer = tok.decode(new, skip_special_tokens=True).strip().split("\n")[0].strip()
+        answer = tok.decode(new, skip_special_tokens=True).strip()
+        if not (task == "xquad" and protocol == "faithful"):  # Mondal et al. keep everything up to EOS
+            answer = answer.split("\n")[0].strip()
         if task == "xquad":
             pred_ids = tok(answer, add_special_tokens=False)["input_ids"]
             gold_ids = [tok(g, add_special_tokens=False)["input_ids"] for g in golds[i]]

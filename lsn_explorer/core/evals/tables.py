@@ -71,7 +71,7 @@ def render(cells: list[Cell], rows: list[RowInfo], fmt: TableFormat) -> str:
     at = {(c.lang, c.row): c for c in cells}
     body = [[lang] + [_cell_text(at.get((lang, key)), fmt) for key, _ in cols] for lang in langs]
     header = ["lang"] + [h for _, h in cols]
-    title = _title(cells, rows)
+    title = table_title(cells, rows)
     if fmt == "text":
         return _text(title, header, body)
     if fmt == "markdown":
@@ -155,23 +155,38 @@ def _heat_grid(cells: list[Cell], rows: list[RowInfo]) -> tuple[list[str], list[
     return langs, [h for _, h in cols], shown, goodness
 
 
+def cell_numbers(cell: Cell) -> tuple[str, str, str | None]:
+    """A cell's score, its CI half-width and its signed Δ (None for "none") as the tables print
+    them: in display units (accuracy in %), with the metric's digits."""
+    scale, digits = _SCALE.get(cell.metric, 1.0), _DIGITS.get(cell.metric, 1)
+    delta = None if cell.delta is None else f"{cell.delta * scale:+.{digits}f}"
+    return f"{cell.score * scale:.{digits}f}", f"{(cell.high - cell.low) / 2 * scale:.{digits}f}", delta
+
+
 def _cell_text(cell: Cell | None, fmt: TableFormat) -> str:
     if cell is None:
         return "--" if fmt == "latex" else "–"
-    scale, digits = _SCALE.get(cell.metric, 1.0), _DIGITS.get(cell.metric, 1)
-    score = f"{cell.score * scale:.{digits}f}"
-    half = f"{(cell.high - cell.low) / 2 * scale:.{digits}f}"
-    delta = None if cell.delta is None else f"{cell.delta * scale:+.{digits}f}"
+    score, half, delta = cell_numbers(cell)
+    mark = "*" if significant(cell) else ""
     if fmt == "latex":
-        return f"${score} \\pm {half}$" + ("" if delta is None else f" ($\\Delta$ {delta})")
-    return f"{score} ± {half}" + ("" if delta is None else f" Δ{delta}")
+        return f"${score} \\pm {half}$" + ("" if delta is None else f" ($\\Delta$ {delta}{mark})")
+    return f"{score} ± {half}" + ("" if delta is None else f" Δ{delta}{mark}")
 
 
-def _title(cells: list[Cell], rows: list[RowInfo]) -> str:
+def significant(cell: Cell) -> bool:
+    """Whether the paired interval of Δ excludes 0 (marked `*` in the tables)."""
+    if cell.delta_low is None or cell.delta_high is None:
+        return False
+    return cell.delta_low > 0 or cell.delta_high < 0
+
+
+def table_title(cells: list[Cell], rows: list[RowInfo]) -> str:
+    """What the table shows: `accuracy (%); set: lape` (the set when the grid uses one)."""
     metric = cells[0].metric if cells else ""
     sets = {r.set_name for r in rows if r.kind == "grid"}
     shown = "accuracy (%)" if metric == "accuracy" else metric
-    return shown + (f"; set: {next(iter(sets))}" if len(sets) == 1 else "")
+    return (shown + (f"; set: {next(iter(sets))}" if len(sets) == 1 else "")
+            + "; Δ vs none, * where its paired 95% interval excludes 0")
 
 
 def _text(title: str, header: list[str], body: list[list[str]]) -> str:
