@@ -11,7 +11,6 @@ from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
     from lsn_explorer.cli.common import Subparsers
-    from lsn_explorer.session.store import Job
 
 ACTIONS = ("list", "show", "cancel", "resume", "wait", "log")
 
@@ -31,6 +30,7 @@ def register(sub: Subparsers) -> None:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     from lsn_explorer.jobs import control
+    from lsn_explorer.jobs.progress import progress_line
 
     with open_session(args, create=False) as session:
         if args.action == "list":
@@ -67,23 +67,6 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             else:
                 print("\n".join(control.tail(session, args.id, args.lines)))
     return 0
-
-
-def progress_line(job: Job) -> str:
-    """`fr 1,200/4,800 tokens · 310 tokens/s · 12 s left · 1/3 done` or the last message."""
-    p = job.progress
-    if job.state == "running" and p.get("total"):
-        parts = [f"{p.get('label', '')} {p['done']:,}/{p['total']:,} {p.get('unit', '')}".strip()]
-        if p.get("per_second"):
-            parts.append(f"{p['per_second']:,.0f} {p.get('unit', '')}/s")
-        if p.get("eta_s") is not None:
-            parts.append(f"{p['eta_s']:,.0f} s left")
-        if p.get("units_total"):
-            parts.append(f"{p['units_done']}/{p['units_total']} done")
-        return " · ".join(parts)
-    if job.error:
-        return job.error
-    return str(p.get("message", ""))
 
 
 def show(data: dict[str, Any], *, as_json: bool) -> None:

@@ -45,17 +45,21 @@ class Step:
 
 
 class Rate:
-    """Speed and time left of the current label (restarted whenever the label changes)."""
+    """Speed and time left of the current label (restarted whenever the label changes).
+
+    Speed counts from the label's first report, so work done before it (a resumed job's
+    stored units, the first batch whose start nobody reported) does not inflate it.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.label, self.start = "", 0.0
+        self.label, self.start, self.first = "", 0.0, 0
 
     def update(self, label: str, done: int, total: int) -> Step:
         now = self.clock()
         if label != self.label:
-            self.label, self.start = label, now
+            self.label, self.start, self.first = label, now, done
         elapsed = now - self.start
-        speed = done / elapsed if elapsed > 0 else 0.0
+        speed = (done - self.first) / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / speed if speed > 0 else None
         return Step(label, done, total, speed, eta)

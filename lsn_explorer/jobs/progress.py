@@ -4,7 +4,8 @@
 `unit_started` / `unit_finished` for the job's own units (a finished language, a grid cell). Core calls `progress`
 after every batch; writing each call would flood the database the app polls, so calls are
 collapsed to one write per `interval` (toolong batches its scan progress by time the same way).
-A unit boundary, a message and the end of the job are always written.
+A unit boundary, a message and the end of the job are always written. `progress_line` reads it
+back as one line, for `jobs list` and the app's Jobs tab.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from typing import Any, Callable
 
 from lsn_explorer.core.progress import Rate
-from lsn_explorer.session.store import Session
+from lsn_explorer.session.store import Job, Session
 
 WRITE_INTERVAL_S = 0.25  # at most four writes a second
 
@@ -60,3 +61,20 @@ class ProgressWriter:
         self.session.update_job(self.job_id, progress=self.state)
         self.last_write = now
         self.writes += 1
+
+
+def progress_line(job: Job) -> str:
+    """`fr 1,200/4,800 tokens · 310 tokens/s · 12 s left · 1/3 done`, else the error or the last message."""
+    p = job.progress
+    if job.state == "running" and p.get("total"):
+        parts = [f"{p.get('label', '')} {p['done']:,}/{p['total']:,} {p.get('unit', '')}".strip()]
+        if p.get("per_second"):
+            parts.append(f"{p['per_second']:,.0f} {p.get('unit', '')}/s")
+        if p.get("eta_s") is not None:
+            parts.append(f"{p['eta_s']:,.0f} s left")
+        if p.get("units_total") and (p["units_done"], p["units_total"]) != (p["done"], p["total"]):
+            parts.append(f"{p['units_done']}/{p['units_total']} done")
+        return " · ".join(parts)
+    if job.error:
+        return job.error
+    return str(p.get("message", ""))

@@ -1,4 +1,5 @@
-"""The app shell: tabs for the six flows, the status line, the model lane and the command palette.
+"""The app shell: tabs for the six flows plus background jobs and their results, the status line,
+the model lane and the command palette.
 
 `create_app` builds the app (tests start it on the demo model with a temporary session root).
 All model work runs through `run_model_task`: one lane, one thread worker at a time, a plain
@@ -26,13 +27,23 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.hints import app_hint
-from lsn_explorer.tui.messages import LaneFreed, ModelLoaded, ModelProgressed, RerunRequested, SessionChanged
+from lsn_explorer.tui.messages import (
+    JobEnded,
+    LaneFreed,
+    ModelLoaded,
+    ModelProgressed,
+    RerunRequested,
+    ResultsRequested,
+    SessionChanged,
+)
 from lsn_explorer.tui.panels.base import Panel
 from lsn_explorer.tui.panels.generate import GeneratePanel
 from lsn_explorer.tui.panels.history import HistoryPanel
 from lsn_explorer.tui.panels.interventions import InterventionsPanel
+from lsn_explorer.tui.panels.jobs import JobsPanel
 from lsn_explorer.tui.panels.languages import LanguagesPanel
 from lsn_explorer.tui.panels.neurons import NeuronsPanel
+from lsn_explorer.tui.panels.results import ResultsPanel
 from lsn_explorer.tui.panels.score import ScorePanel
 from lsn_explorer.tui.screens.model import ModelScreen
 from lsn_explorer.tui.screens.sessions import SessionScreen
@@ -47,6 +58,8 @@ TABS: tuple[tuple[str, str, str], ...] = (
     ("generate", "Generate", "f5"),
     ("score", "Score", "f6"),
     ("history", "History", "f7"),
+    ("jobs", "Jobs", "f8"),
+    ("results", "Results", "f9"),
 )
 
 
@@ -61,6 +74,8 @@ class LsnApp(App[None]):
         *[Binding(key, f"show_tab('{tab}')", title, show=False) for tab, title, key in TABS],
         Binding("ctrl+g", "generate", "Generate", priority=True),
         Binding("ctrl+r", "score", "Score", priority=True),
+        # Not a priority binding: in a text field Ctrl+E keeps its usual meaning (end of line).
+        Binding("ctrl+e", "evaluate", "Evaluate"),
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -99,6 +114,10 @@ class LsnApp(App[None]):
                 yield Lazy(ScorePanel())
             with TabPane("History", id="history"):
                 yield Lazy(HistoryPanel())
+            with TabPane("Jobs", id="jobs"):
+                yield Lazy(JobsPanel())
+            with TabPane("Results", id="results"):
+                yield Lazy(ResultsPanel())
         yield Static(id="status")
         yield Footer()
 
@@ -231,6 +250,29 @@ class LsnApp(App[None]):
         target.focus_default()
         target.rerun(message.entry.request)
 
+    def on_job_ended(self, message: JobEnded) -> None:
+        """A background job ended (seen by the Jobs tab's poll): say so on any tab, and let the
+        Results tab show the evaluation's table."""
+        row = message.row
+        if row.state == "finished":
+            where = "; its table is in the Results tab (F9)" if row.eval_name else ""
+            self.notify(f"job {row.id} finished: {row.name}{where}", title="job finished", timeout=10, markup=False)
+        elif row.state == "failed":
+            self.notify(f"job {row.id} failed: {row.error or row.progress}\nits log: Jobs tab (F8), L",
+                        title="job failed", severity="error", timeout=10, markup=False)
+        else:
+            self.notify(f"job {row.id} {'was ' if row.state == 'interrupted' else ''}{row.state}: {row.name}; "
+                        "what it finished is kept (Jobs tab, F8, R resumes)", severity="warning", timeout=10,
+                        markup=False)
+        for panel in self._panels():
+            if isinstance(panel, ResultsPanel):
+                panel.job_ended(row)
+
+    async def on_results_requested(self, message: ResultsRequested) -> None:
+        results = await self._bring("results", ResultsPanel)
+        results.focus_default()
+        results.show(message.eval_name)
+
     def show_error(self, exc: LsnError) -> None:
         hint = app_hint(exc.hint)  # core hints name the CLI; the app says which tab and key do it
         text = exc.message + (f"\n{hint}" if hint else "")
@@ -290,6 +332,26 @@ class LsnApp(App[None]):
     async def action_rerun(self) -> None:
         (await self._bring("history", HistoryPanel)).rerun()
 
+    def action_evaluate(self) -> None:
+        from lsn_explorer.tui.screens.evaluate import EvaluateScreen
+
+        if self.workbench is None:
+            self.notify("open a session first", severity="warning", markup=False)
+            return
+
+        async def launched(started: tuple[str, int] | None) -> None:
+            if started is None:
+                return
+            name, job_id = started
+            self.notify(f"job {job_id} started: evaluation {name} (it keeps running if the app closes)",
+                        markup=False)
+            self.post_message(SessionChanged())
+            jobs = await self._bring("jobs", JobsPanel)
+            jobs.focus_default()
+            jobs.launched(job_id)
+
+        self.push_screen(EvaluateScreen(self.workbench), callback=launched)
+
     def action_open_session(self) -> None:
         self.push_screen(SessionScreen(self.root), callback=self.open_session)
 
@@ -309,6 +371,7 @@ class LsnApp(App[None]):
             ("Add intervention row", "a new switch row in Interventions", self.action_add_row),
             ("Generate", "baseline and intervened continuations side by side", self.action_generate),
             ("Score sample", "the chosen task sample with and without the interventions", self.action_score),
+            ("Evaluate", "a full evaluation over languages × rows as a background job (Ctrl+E)", self.action_evaluate),
             ("Re-run history entry", "the selected History entry with the current interventions", self.action_rerun),
             ("Cancel", "stop the running model task", self.action_cancel),
             ("Open session", "switch to another session or start a new one", self.action_open_session),

@@ -21,17 +21,19 @@ APP_ACTIONS: tuple[tuple[str, str], ...] = (
     ("--model", "wait for the model to load, or open one (Ctrl+P, Open model)"),
     ("--data-dir", "set the data folder in the Score tab (F6)"),
     ("--sample", "choose another sample number in the Score tab (F6)"),
+    ("--name", "type another name in the Evaluate form (Ctrl+E)"),
     ("--max-new-tokens", "shorten the prompt or lower the new tokens in the Generate tab (F5)"),
 )
 _CLAUSES = re.compile(r"(; |, or )")  # `a; or pass --corpus ...`, `pass --data-dir ..., or another language`
 
 
-def app_hint(hint: str) -> str:
-    """`hint` with each clause that tells the user to type a command replaced by the app's action."""
+def app_hint(hint: str, local: tuple[tuple[str, str], ...] = ()) -> str:
+    """`hint` with each clause that tells the user to type a command replaced by the app's action;
+    `local` rows (same shape as APP_ACTIONS) come first, for a form that has the field itself."""
     parts = _CLAUSES.split(hint)  # clauses at even positions, separators between them
     for i in range(0, len(parts), 2):
         clause = parts[i]
-        action = next((action for words, action in APP_ACTIONS if words in clause), None)
+        action = next((action for words, action in (*local, *APP_ACTIONS) if words in clause), None)
         if action is not None:
             parts[i] = ("or " if clause.startswith("or ") else "") + action
     return "".join(parts)

@@ -12,6 +12,7 @@ from typing import Any
 
 from textual.message import Message
 
+from lsn_explorer.workbench.jobs import JobRow
 from lsn_explorer.workbench.views import HistoryEntry
 
 
@@ -48,3 +49,18 @@ class RerunRequested(Message):
     tab that made it (Generate or Score), which records it as a new entry."""
 
     entry: HistoryEntry
+
+
+@dataclass
+class JobEnded(Message):
+    """A background job the Jobs tab saw queued or running has finished, failed, been cancelled
+    or been interrupted (`row.state` says which); the app notifies, whichever tab is in front."""
+
+    row: JobRow
+
+
+@dataclass
+class ResultsRequested(Message):
+    """The Jobs tab asks to show an evaluation's table; the app brings the Results tab."""
+
+    eval_name: str

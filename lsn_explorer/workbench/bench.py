@@ -13,6 +13,7 @@ is `state.py`; what front ends show is `views.py`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -22,6 +23,8 @@ from lsn_explorer.core.interventions.spec import Intervention, parse_interventio
 from lsn_explorer.core.progress import Rate, Step
 from lsn_explorer.errors import LsnError
 from lsn_explorer.session.store import Session
+from lsn_explorer.workbench.evals import EvalListRow, EvalRequest, EvalView, eval_view, list_row
+from lsn_explorer.workbench.jobs import Estimator, JobRow, job_row
 from lsn_explorer.workbench.state import STATE_KIND, SwitchRow, WorkbenchState, check_set_not_in_use
 from lsn_explorer.workbench.views import (
     HISTORY_KINDS,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.core.tasks.scoring import SampleScore
 
+
 class Workbench:
     """A session plus (once loaded) a model. Construct with `Workbench.open`."""
 
@@ -49,6 +53,7 @@ class Workbench:
         self.session = session
         self.corpus_dir = Path(corpus_dir) if corpus_dir else DEMO_CORPUS_DIR
         self.handle: ModelHandle | None = None
+        self.estimator = Estimator()  # time left of running jobs, from successive reads
         latest = session.latest(STATE_KIND)
         self.state = WorkbenchState.from_json(latest.payload) if latest else WorkbenchState()
 
@@ -283,3 +288,89 @@ class Workbench:
         """Generations and scores of the session, newest first."""
         records = [r for r in self.session.records() if r.kind in HISTORY_KINDS]
         return [history_entry(r) for r in reversed(records)]
+
+    # -- background jobs and evaluations -------------------------------------------------------
+    def job_rows(self) -> list[JobRow]:
+        """Every job of the session with its real state (a dead worker's job reads "interrupted")."""
+        from lsn_explorer.jobs.control import list_jobs
+
+        return [job_row(job, self.estimator) for job in list_jobs(self.session)]
+
+    def cancel_job(self, job_id: int) -> None:
+        """Ask a running job to stop after its current batch (finished units are kept)."""
+        from lsn_explorer.jobs.control import cancel
+
+        cancel(self.session, job_id)
+
+    def resume_job(self, job_id: int) -> int:
+        """Start an interrupted, cancelled or failed job again; returns the worker's pid."""
+        from lsn_explorer.jobs.control import resume
+
+        return resume(self.session, job_id)
+
+    def job_log(self, job_id: int, lines: int = 200) -> list[str]:
+        """The last `lines` lines of the job's log."""
+        from lsn_explorer.jobs.control import tail
+
+        return tail(self.session, job_id, lines)
+
+    def eval_defaults(self) -> EvalRequest:
+        """The Evaluate form's first values: the languages under study, the switched-on rows."""
+        from lsn_explorer.core.evals.grid import EVAL_TASKS
+
+        state = self.state
+        return EvalRequest(task=state.task if state.task in EVAL_TASKS else "xnli", langs=tuple(state.languages),
+                           switched_on=any(row.enabled for row in state.rows), data_dir=state.data_dir)
+
+    def launch_eval(self, request: EvalRequest) -> tuple[str, int]:
+        """Check an evaluation (rows, data, sets, statistics) and start it as a background job on
+        the loaded model (the session's, else the demo, when none is loaded); returns the
+        evaluation's name and the job id. Bad input raises before anything is stored or started."""
+        from lsn_explorer.core.evals.grid import EvalSpec, build_rows
+        from lsn_explorer.core.evals.runner import check_eval
+        from lsn_explorer.jobs.evals import start_eval
+
+        intervene = [row.spec for row in self.state.rows if row.enabled] if request.switched_on else []
+        rows = build_rows(request.grids(), intervene, request.random_baseline, self.session)
+        spec = EvalSpec(task=request.task, langs=list(request.langs), rows=[r.to_json() for r in rows],
+                        data_dir=request.data_dir or None, limit=request.limit)
+        check_eval(self.session, spec)
+        handle = self.handle
+        model = handle.source if handle is not None else None
+        four_bit = handle is not None and handle.quantization is not None
+        evaluation, job_id = start_eval(self.session, spec, request.name or None, workdir=os.getcwd(), model=model,
+                                        four_bit=four_bit)
+        return evaluation.name, job_id
+
+    def evaluations(self) -> list[EvalListRow]:
+        """The session's evaluations, newest first, each with its job's state."""
+        from lsn_explorer.jobs.control import list_jobs
+
+        states = {job.id: job.state for job in list_jobs(self.session)}
+        return [list_row(e, states.get(e.job) if e.job is not None else None) for e in reversed(self.session.evals())]
+
+    def _eval_state(self, name: str) -> str:
+        return next((row.state for row in self.evaluations() if row.name == name), "partial")
+
+    def eval_view(self, name: str) -> EvalView:
+        """The evaluation's table so far (bootstrap CIs: run it off the UI thread for big ones)."""
+        from lsn_explorer.core.evals.runner import eval_results, find_eval
+        from lsn_explorer.core.evals.summary import summarize
+
+        evaluation = find_eval(self.session, name)
+        spec, rows, samples = eval_results(self.session, evaluation)
+        cells = summarize(spec.task, rows, samples, seed=spec.seed)
+        return eval_view(evaluation, rows, cells, len(samples), self._eval_state(evaluation.name))
+
+    def write_heat_map(self, name: str) -> Path:
+        """Write the evaluation's PNG heat map into the session's `exports/` folder; returns its path."""
+        from lsn_explorer.core.evals.runner import eval_results, find_eval
+        from lsn_explorer.core.evals.summary import summarize
+        from lsn_explorer.core.evals.tables import heat_map
+
+        evaluation = find_eval(self.session, name)
+        spec, rows, samples = eval_results(self.session, evaluation)
+        folder = self.session.folder / "exports"
+        folder.mkdir(exist_ok=True)
+        return heat_map(summarize(spec.task, rows, samples, seed=spec.seed), rows, folder / f"{name}-heatmap.png",
+                        title=f"{name}: {spec.task}")
