@@ -33,7 +33,12 @@ def layer_chart(per_layer: dict[str, list[int]], n_layers: int, width: int = 56)
 
 
 def heat_cell(value: float) -> Text:
-    """A Jaccard value on a dark-to-bright background (0 = none shared, 1 = identical sets)."""
+    """A Jaccard value on a dark-to-bright background (0 = none shared, 1 = identical sets).
+
+    NaN (two languages with no neurons: 0/0) is shown as a dash, not as a colour.
+    """
+    if value != value:
+        return Text("    –", style="dim")
     level = max(0, min(255, int(value * 255)))
     background = f"rgb({level // 3},{level // 2},{level})"
     foreground = "black" if level > 150 else "white"
