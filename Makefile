@@ -19,7 +19,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check lsn_explorer tests bench
 	$(BIN)/mypy
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	# Long fault-injection and training runs are marked slow: `make test-slow` runs them.
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow

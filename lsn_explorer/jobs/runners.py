@@ -16,10 +16,11 @@ from typing import Callable
 from lsn_explorer.core.progress import Cancel, stop_if_cancelled
 from lsn_explorer.errors import JobError
 from lsn_explorer.jobs.progress import ProgressWriter
-from lsn_explorer.jobs.spec import EvalJob, JobSpec, StatsJob
+from lsn_explorer.jobs.spec import EvalJob, FinetuneJob, JobSpec, StatsJob
 from lsn_explorer.session.store import Session
 
 Runner = Callable[[Session, JobSpec, ProgressWriter, Cancel], str]
+LOSS_POINTS = 500  # the newest losses kept in a fine-tune's progress, for the app's loss curve
 
 
 def run_stats(session: Session, spec: JobSpec, progress: ProgressWriter, cancel: Cancel) -> str:
@@ -70,12 +71,46 @@ def run_eval(session: Session, spec: JobSpec, progress: ProgressWriter, cancel: 
     progress.message(f"scoring {evaluation.name}")
 
     def report(label: str, done: int, total: int) -> None:
-        progress.state |= {"units_done": done, "units_total": total}
-        progress(label, done, total)
+        # One label for the whole job, so speed and time left span it (core reports per cell).
+        progress.state |= {"units_done": done, "units_total": total, "message": label}
+        progress(evaluation.name, done, total)
 
     summary = run(session, handle, evaluation, progress=report, cancel=cancel, samples=samples)
     print(summary, flush=True)
     return summary
+
+
+def run_finetune(session: Session, spec: JobSpec, progress: ProgressWriter, cancel: Cancel) -> str:
+    """A masked-LoRA fine-tune; its units are optimizer steps. A resumed job continues from the
+    run's last checkpoint (`core.finetune.train`), so it ends after the same number of steps."""
+    from lsn_explorer.core.finetune.data import check_data
+    from lsn_explorer.core.finetune.train import StepReport, finetune, load_base
+
+    assert isinstance(spec, FinetuneJob)  # RUNNERS pairs each kind with its own spec class
+    enter(spec.workdir)
+    settings = spec.spec()
+    check_data(settings)  # data removed since launch fails here, before the model loads
+    stop_if_cancelled(cancel, "the fine-tuning job")
+    progress.message("loading the model")
+    handle = load_base(session, spec.model, settings, dtype=spec.dtype, device=spec.device)
+    progress.state["unit"] = "steps"
+    progress.message(f"training {settings.adapter_name()}")
+
+    def report(step: StepReport) -> None:
+        progress.state |= {"units_done": step.step, "units_total": step.total, "loss": round(step.loss, 4),
+                           "lr": step.lr, "tokens": step.tokens, "tokens_per_s": round(step.tokens_per_s, 1),
+                           "losses": step.losses[-LOSS_POINTS:]}  # the curve since step 1, resumed or not
+
+    result = finetune(session, handle, settings, progress=progress, cancel=cancel, report=report,
+                      warn=lambda m: print(f"warning: {m}", file=sys.stderr, flush=True))
+    if result.skipped:
+        line = f"adapter {result.name!r} was already in the session (record {result.record}); nothing trained"
+    else:
+        resumed = f", resumed from step {result.resumed_from}" if result.resumed_from else ""
+        line = (f"adapter {result.name!r}: {result.steps} steps{resumed}, final loss {result.final_loss:.4f}, "
+                f"{result.tokens:,} tokens (record {result.record})")
+    print(line, flush=True)
+    return line
 
 
 def enter(workdir: str) -> None:
@@ -87,4 +122,4 @@ def enter(workdir: str) -> None:
                        "restore that folder (the job's relative paths point into it), or start a new job") from None
 
 
-RUNNERS: dict[str, Runner] = {StatsJob.KIND: run_stats, EvalJob.KIND: run_eval}
+RUNNERS: dict[str, Runner] = {StatsJob.KIND: run_stats, EvalJob.KIND: run_eval, FinetuneJob.KIND: run_finetune}

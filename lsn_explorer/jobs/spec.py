@@ -101,7 +101,39 @@ class EvalJob(JobSpec):
         return f"eval {self.eval_name}"
 
 
-JOB_SPECS: dict[str, type[JobSpec]] = {StatsJob.KIND: StatsJob, EvalJob.KIND: EvalJob}
+@dataclass(frozen=True)
+class FinetuneJob(JobSpec):
+    """A masked-LoRA fine-tune (`lsn-explorer finetune --detach`, the app's Fine-tune form).
+
+    `finetune` is the `FinetuneSpec` as JSON, its neuron set pinned to a record id at launch. Its
+    units are optimizer steps: the run checkpoints every `checkpoint_every` steps, so a resumed
+    job continues from the last checkpoint and ends after the same number of steps.
+    """
+
+    KIND: ClassVar[str] = "finetune"
+    finetune: dict[str, Any] = field(default_factory=dict)
+    workdir: str = "."
+    model: str | None = None  # None: the model the session's records were made with, else the demo
+    dtype: str = "auto"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        from lsn_explorer.core.model.loading import DTYPES
+
+        one_of("dtype", self.dtype, DTYPES)
+        self.spec()  # the fine-tune's own checks, raised here
+
+    def spec(self) -> Any:
+        """The validated `FinetuneSpec` (core's persisted fine-tune settings)."""
+        from lsn_explorer.core.finetune.config import FinetuneSpec
+
+        return FinetuneSpec.from_json(self.finetune, source="the fine-tune of a job")
+
+    def title(self) -> str:
+        return str(self.spec().title())
+
+
+JOB_SPECS: dict[str, type[JobSpec]] = {StatsJob.KIND: StatsJob, EvalJob.KIND: EvalJob, FinetuneJob.KIND: FinetuneJob}
 
 
 def spec_from_json(data: dict[str, Any], *, source: str = "") -> JobSpec:

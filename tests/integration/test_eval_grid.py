@@ -22,13 +22,13 @@ import random
 import shutil
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 
 import pytest
 import torch
 from intervention_reference import HookedInterventions, RefIntervention
+from workers import kill_active_jobs, reap_workers
 
 from lsn_explorer import cli
 from lsn_explorer.assets import DEMO_MODEL_DIR
@@ -44,7 +44,6 @@ from lsn_explorer.core.tasks.registry import load_examples
 from lsn_explorer.core.tasks.scoring import XNLI_WORDS
 from lsn_explorer.core.tasks.xnli import LABELS
 from lsn_explorer.errors import Cancelled
-from lsn_explorer.jobs import control
 from lsn_explorer.session.store import Session
 
 LANGS = ("zh", "hi")
@@ -76,21 +75,8 @@ def sessions(prepared, tmp_path):
 def no_worker_left_running(tmp_path):
     """Detached workers end with their test: waited for, and any still active killed."""
     yield
-    folder = tmp_path / "sessions"
-    if (folder / "s" / "session.sqlite").is_file():
-        with Session.open("s", folder, create=False) as session:
-            for job in control.list_jobs(session):
-                if job.state in control.ACTIVE and job.pid:
-                    try:
-                        os.killpg(job.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-    for child in list(control._children):
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    kill_active_jobs(tmp_path / "sessions", "s")
+    reap_workers()
 
 
 @pytest.fixture(scope="module")

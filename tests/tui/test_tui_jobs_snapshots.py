@@ -10,8 +10,6 @@ from tui_helpers import SIZE, settle
 
 from lsn_explorer.tui.app import create_app
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def jobs_app(demo, tmp_path):

@@ -9,8 +9,6 @@ from tui_helpers import SIZE, settle
 from lsn_explorer.tui.app import create_app
 from lsn_explorer.workbench.state import SwitchRow
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def snap_app(demo, tmp_path):

@@ -11,11 +11,11 @@ import csv
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import pytest
+from workers import kill_active_jobs, reap_workers
 
 from lsn_explorer import cli
 from lsn_explorer.core.evals.grid import EvalSpec, EvalSpecError, build_rows, cell_specs, parse_grid, random_reference
@@ -23,7 +23,6 @@ from lsn_explorer.core.evals.results import RowInfo
 from lsn_explorer.core.evals.tables import CSV_FIELDS
 from lsn_explorer.core.interventions.spec import parse_intervention
 from lsn_explorer.core.neurons.neuron_set import NeuronSet
-from lsn_explorer.jobs import control
 from lsn_explorer.jobs.locks import lane_path, try_lock
 from lsn_explorer.session.store import Session, now
 
@@ -42,20 +41,8 @@ def sessions(tmp_path):
 def no_worker_left_running(tmp_path):
     """A worker a test started (here or through a `jobs resume` subprocess) ends with it."""
     yield
-    if (tmp_path / "sessions" / "t" / "session.sqlite").is_file():
-        with Session.open("t", tmp_path / "sessions", create=False) as session:
-            for job in control.list_jobs(session):
-                if job.state in control.ACTIVE and job.pid:
-                    try:
-                        os.killpg(job.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-    for child in list(control._children):
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    kill_active_jobs(tmp_path / "sessions", "t")
+    reap_workers()
 
 
 def add_set(session, name):

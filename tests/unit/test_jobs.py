@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from workers import reap_workers
 
 from lsn_explorer import cli
 from lsn_explorer.errors import JobError, LsnError
@@ -39,13 +40,9 @@ SENTENCES = {
 def no_worker_left_running():
     """Every worker a test started has ended when the test does (none outlives the suite)."""
     yield
-    for child in list(control._children):
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-            pytest.fail(f"worker {child.pid} was still running a minute after its test")
+    stuck = reap_workers()
+    if stuck:
+        pytest.fail(f"workers {stuck} were still running a minute after their test")
 
 
 # Windows of 8 tokens, one per forward pass: about 65 passes per language, a second or two on a
@@ -246,14 +243,14 @@ def test_bad_job_requests_are_one_line_errors(capsys, tiny_checkpoints, tmp_path
         spec = StatsJob(langs=["en"], workdir=str(tmp_path))
         done = session.add_job("stats", spec.title(), spec.to_json())
         session.update_job(done.id, state="finished")
-        alien = session.add_job("finetune", "from the future", {"kind": "finetune", "version": 1})
+        alien = session.add_job("distill", "from the future", {"kind": "distill", "version": 1})
         session.update_job(alien.id, state="failed")
     code, _, err = run(capsys, "jobs", "show", 99, *where(tmp_path))
     assert_error(code, err, "has no job 99", f"its jobs: {done.id}, {alien.id}")
     code, _, err = run(capsys, "jobs", "resume", done.id, *where(tmp_path))
     assert_error(code, err, "has already finished", "jobs show")
     code, _, err = run(capsys, "jobs", "resume", alien.id, *where(tmp_path))
-    assert_error(code, err, "unknown job kind 'finetune'", "newer lsn-explorer")
+    assert_error(code, err, "unknown job kind 'distill'", "newer lsn-explorer")
     code, _, err = run(capsys, "jobs", "cancel", done.id, *where(tmp_path))
     assert_error(code, err, "is not running (it is finished)")
     code, _, err = run(capsys, "jobs", "wait", *where(tmp_path))

@@ -25,7 +25,8 @@ FORBIDDEN = {
 }
 TORCH_FREE = ["core.vocab", "core.progress", "core.specs", "core.interventions.spec", "core.neurons.methods",
               "core.data.languages", "workbench.bench", "workbench.state", "workbench.views", "errors", "paths",
-              "jobs.spec", "jobs.control", "jobs.progress", "jobs.evals", "workbench.jobs", "workbench.evals"]
+              "jobs.spec", "jobs.control", "jobs.progress", "jobs.evals", "workbench.jobs", "workbench.evals",
+              "core.evals.grid", "core.evals.results", "core.finetune.config"]
 
 
 def module_name(path: Path) -> str:
