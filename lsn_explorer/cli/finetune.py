@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lsn_explorer.cli.common import JSON_HELP, add_model_args, add_session_args, open_session
@@ -87,22 +86,17 @@ def spec_from_args(args: argparse.Namespace) -> FinetuneSpec:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lsn_explorer.core.finetune.config import pinned
-    from lsn_explorer.core.finetune.data import check_data
-    from lsn_explorer.core.model.loading import check_source
+    from lsn_explorer.jobs.finetunes import check_finetune, pin_finetune
 
     spec = spec_from_args(args)  # settings checked before anything is read or loaded
-    check_source(args.model)
-    source = check_data(spec)
+    source = check_finetune(spec, args.model)
     if spec.train_data is None and spec.task != "lm":
         print(f"note: training on {source}, which are also the evaluation samples (--train-data for real data)",
               file=sys.stderr)
-    spec = replace(spec, name=spec.adapter_name())  # named by the set's name, before it is pinned
     with open_session(args) as session:
-        spec = pinned(spec, session)  # the set exists, has the languages, and is pinned by record id
         if args.detach:
             return _detach(args, session, spec)
-        return _foreground(args, session, spec)
+        return _foreground(args, session, pin_finetune(session, spec))
 
 
 def _foreground(args: argparse.Namespace, session: Any, spec: FinetuneSpec) -> int:
@@ -132,11 +126,10 @@ def _foreground(args: argparse.Namespace, session: Any, spec: FinetuneSpec) -> i
 
 def _detach(args: argparse.Namespace, session: Any, spec: FinetuneSpec) -> int:
     """Start the fine-tune as a background job; the job id alone is the last line printed."""
-    from lsn_explorer.jobs.control import launch
-    from lsn_explorer.jobs.spec import FinetuneJob
+    from lsn_explorer.jobs.finetunes import start_finetune
 
-    job_id = launch(session, FinetuneJob(finetune=spec.to_json(), workdir=os.getcwd(), model=args.model,
-                                         dtype=args.dtype, device=args.device))
+    _, job_id = start_finetune(session, spec, workdir=os.getcwd(), model=args.model, dtype=args.dtype,
+                               device=args.device)
     where = f"--session {args.session}" + (f" --sessions-dir {args.sessions_dir}" if args.sessions_dir else "")
     print(f"started job {job_id}: follow it with `lsn-explorer jobs show {job_id} {where}`; "
           f"its log: `lsn-explorer jobs log {job_id} {where}`", file=sys.stderr)
@@ -145,7 +138,7 @@ def _detach(args: argparse.Namespace, session: Any, spec: FinetuneSpec) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from lsn_explorer.core.finetune.adapters import list_adapters
+    from lsn_explorer.core.model.adapters import list_adapters
 
     with open_session(args, create=False) as session:
         rows = list_adapters(session)

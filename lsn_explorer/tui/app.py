@@ -28,6 +28,7 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.hints import app_hint
 from lsn_explorer.tui.messages import (
+    AdapterChosen,
     JobEnded,
     LaneFreed,
     ModelLoaded,
@@ -76,6 +77,7 @@ class LsnApp(App[None]):
         Binding("ctrl+r", "score", "Score", priority=True),
         # Not a priority binding: in a text field Ctrl+E keeps its usual meaning (end of line).
         Binding("ctrl+e", "evaluate", "Evaluate"),
+        Binding("ctrl+f", "finetune", "Fine-tune"),  # likewise: Ctrl+F in a text field deletes a word
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -153,6 +155,8 @@ class LsnApp(App[None]):
         if workbench.handle is None and self.preloaded is not None:
             workbench.handle = self.preloaded
             self.post_message(ModelLoaded(self.preloaded.describe()))
+            if workbench.state.adapter and self.preloaded.adapter != workbench.state.adapter:
+                self.post_message(AdapterChosen(workbench.state.adapter))  # the session's choice, on a fresh load
         elif workbench.handle is None and self.autoload:
             # After the first paint: the worker's torch import holds the GIL for seconds.
             self.call_after_refresh(self.load_model, self.model_source, self.four_bit)
@@ -182,8 +186,13 @@ class LsnApp(App[None]):
         source = str(d["source"])
         name = Path(source).name if Path(source).exists() else source
         quant = " nf4" if d.get("quantization") else ""
-        self.model_label = f"{name} ({d['family']}, {d['n_layers']} layers × {d['d_ff']} neurons, {d['dtype']}{quant})"
+        adapter = f" + adapter {d['adapter']}" if d.get("adapter") else ""
+        self.model_label = (f"{name}{adapter} ({d['family']}, {d['n_layers']} layers × {d['d_ff']} neurons, "
+                            f"{d['dtype']}{quant})")
         self._show_status()
+        if d.get("adapter_error"):
+            self.notify(str(d["adapter_error"]), title="adapter not loaded", severity="warning", timeout=8,
+                        markup=False)
         for panel in self._panels():
             panel.model_ready()
 
@@ -231,11 +240,34 @@ class LsnApp(App[None]):
 
     def on_lane_freed(self, message: LaneFreed) -> None:
         self.lane = None
+        self._sync_pickers()  # an adapter load that failed or was cancelled leaves the choice as it was
         self._show_status()
         if message.cancelled:
             self.notify(f"{message.label}: cancelled", markup=False)
         for panel in self._panels():
             panel.lane_freed(message.cancelled)
+
+    def on_adapter_chosen(self, message: AdapterChosen) -> None:
+        """A picker chose an adapter: load the model afresh with it (pickers follow when it is
+        loaded; a refused or failed load puts them back)."""
+        workbench = self.workbench
+        if workbench is None:
+            return
+        what = f"loading adapter {message.name}" if message.name else "loading the base model"
+
+        def call(cancel: threading.Event) -> dict[str, Any]:
+            return workbench.use_adapter(message.name,
+                                         progress=lambda text: self.post_message(ModelProgressed(text)))
+
+        if not self.run_model_task(what, call, lambda description: self.post_message(ModelLoaded(description))):
+            self._sync_pickers()
+
+    def _sync_pickers(self) -> None:
+        from lsn_explorer.tui.widgets.adapter_picker import AdapterPicker
+
+        if self.workbench is not None:
+            for picker in self.screen_stack[0].query(AdapterPicker):
+                picker.sync(self.workbench)
 
     def on_session_changed(self, message: SessionChanged) -> None:
         for panel in self._panels():
@@ -255,7 +287,8 @@ class LsnApp(App[None]):
         Results tab show the evaluation's table."""
         row = message.row
         if row.state == "finished":
-            where = "; its table is in the Results tab (F9)" if row.eval_name else ""
+            where = ("; its table is in the Results tab (F9)" if row.eval_name else
+                     "; choose its adapter in the Generate or Score tab" if row.kind == "finetune" else "")
             self.notify(f"job {row.id} finished: {row.name}{where}", title="job finished", timeout=10, markup=False)
         elif row.state == "failed":
             self.notify(f"job {row.id} failed: {row.error or row.progress}\nits log: Jobs tab (F8), L",
@@ -267,6 +300,8 @@ class LsnApp(App[None]):
         for panel in self._panels():
             if isinstance(panel, ResultsPanel):
                 panel.job_ended(row)
+        if row.kind == "finetune":
+            self._sync_pickers()
 
     async def on_results_requested(self, message: ResultsRequested) -> None:
         results = await self._bring("results", ResultsPanel)
@@ -335,22 +370,34 @@ class LsnApp(App[None]):
     def action_evaluate(self) -> None:
         from lsn_explorer.tui.screens.evaluate import EvaluateScreen
 
-        if self.workbench is None:
+        if self.workbench is not None:
+            self._launch_form(EvaluateScreen(self.workbench), "evaluation {name} (it keeps running if the app closes)")
+        else:
             self.notify("open a session first", severity="warning", markup=False)
-            return
+
+    def action_finetune(self) -> None:
+        from lsn_explorer.tui.screens.finetune import FinetuneScreen
+
+        if self.workbench is not None:
+            self._launch_form(FinetuneScreen(self.workbench),
+                              "fine-tune {name} (its loss curve is in the Jobs tab; it keeps running if the app closes)")
+        else:
+            self.notify("open a session first", severity="warning", markup=False)
+
+    def _launch_form(self, form: Screen[tuple[str, int] | None], what: str) -> None:
+        """Open a form that starts a background job; once started, say so and show it in the Jobs tab."""
 
         async def launched(started: tuple[str, int] | None) -> None:
             if started is None:
                 return
             name, job_id = started
-            self.notify(f"job {job_id} started: evaluation {name} (it keeps running if the app closes)",
-                        markup=False)
+            self.notify(f"job {job_id} started: " + what.format(name=name), markup=False)
             self.post_message(SessionChanged())
             jobs = await self._bring("jobs", JobsPanel)
             jobs.focus_default()
             jobs.launched(job_id)
 
-        self.push_screen(EvaluateScreen(self.workbench), callback=launched)
+        self.push_screen(form, callback=launched)
 
     def action_open_session(self) -> None:
         self.push_screen(SessionScreen(self.root), callback=self.open_session)
@@ -372,6 +419,8 @@ class LsnApp(App[None]):
             ("Generate", "baseline and intervened continuations side by side", self.action_generate),
             ("Score sample", "the chosen task sample with and without the interventions", self.action_score),
             ("Evaluate", "a full evaluation over languages × rows as a background job (Ctrl+E)", self.action_evaluate),
+            ("Fine-tune", "neuron-masked LoRA on a language's data as a background job (Ctrl+F)",
+             self.action_finetune),
             ("Re-run history entry", "the selected History entry with the current interventions", self.action_rerun),
             ("Cancel", "stop the running model task", self.action_cancel),
             ("Open session", "switch to another session or start a new one", self.action_open_session),

@@ -64,3 +64,11 @@ class ResultsRequested(Message):
     """The Jobs tab asks to show an evaluation's table; the app brings the Results tab."""
 
     eval_name: str
+
+
+@dataclass
+class AdapterChosen(Message):
+    """An adapter picker chose the adapter Generate and Score use ("" = the base model); the app
+    loads it in the model lane."""
+
+    name: str

@@ -24,6 +24,7 @@ from lsn_explorer.core.progress import Rate, Step
 from lsn_explorer.errors import LsnError
 from lsn_explorer.session.store import Session
 from lsn_explorer.workbench.evals import EvalListRow, EvalRequest, EvalView, eval_view, list_row
+from lsn_explorer.workbench.finetunes import AdapterRow, FinetuneRequest, adapter_row
 from lsn_explorer.workbench.jobs import Estimator, JobRow, job_row
 from lsn_explorer.workbench.state import STATE_KIND, SwitchRow, WorkbenchState, check_set_not_in_use
 from lsn_explorer.workbench.views import (
@@ -74,19 +75,68 @@ class Workbench:
     # -- model ---------------------------------------------------------------------------------
     def load_model(self, source: str | None = None, *, four_bit: bool = False,
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-        """Load the model (the demo model when `source` is None); returns its description."""
+        """Load the model (the demo model when `source` is None) with the chosen adapter, if any;
+        returns its description. An adapter that no longer loads is dropped from the state and
+        the base model kept: the description then says why under "adapter_error"."""
+        return self._load(source, four_bit, self.state.adapter, progress, keep_base=True)
+
+    def use_adapter(self, name: str, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Load the current model afresh with the session's adapter `name` on it ("" = the base
+        model) for Generate and Score, and remember the choice; returns the model's description.
+        A fresh load, never the loaded model changed in place: peft's LoRA layers cannot be taken
+        out again, and the loaded model may be shared (tests, a notebook).
+
+        Raises:
+            LsnError: no such adapter, or it does not fit the model (the loaded model stays).
+        """
+        from lsn_explorer.core.model.adapters import find_adapter
+
+        if name:
+            find_adapter(self.session, name)  # before the model loads
+        handle = self.handle
+        source = handle.source if handle is not None else None
+        four_bit = handle is not None and handle.quantization is not None
+        description = self._load(source, four_bit, name, progress, keep_base=False)
+        self.state.adapter = name
+        self.save_state()
+        return description
+
+    def _load(self, source: str | None, four_bit: bool, adapter: str, progress: Callable[[str], None] | None, *,
+              keep_base: bool) -> dict[str, Any]:
+        """Load `source` with `adapter` ("" = none) and make it the workbench's model. An adapter
+        that fails to load raises, unless `keep_base`: then the base model is used, the adapter
+        dropped from the state and the reason returned under "adapter_error"."""
         say = progress or (lambda message: None)
         say("importing torch and transformers")
         from lsn_explorer.core.model.loading import load_model
 
         say(f"loading {source or 'the demo model'}")
         handle = load_model(source, four_bit=four_bit)
+        failed: dict[str, str] = {}
+        if adapter:
+            from lsn_explorer.core.model.adapters import apply_adapter
+
+            say(f"loading adapter {adapter}")
+            try:
+                apply_adapter(handle, self.session, adapter)
+            except LsnError as exc:
+                if not keep_base or handle.adapter is not None:
+                    raise
+                failed = {"adapter_error": f"{exc.message}; using the base model"}
+                self.state.adapter = ""
+                self.save_state()
         say("wrapping with nnsight")
         from lsn_explorer.core.model.backend import nnsight_model
 
         nnsight_model(handle)  # build the nnsight wrapper now, not on the first generation
         self.handle = handle
-        return handle.describe()
+        return handle.describe() | ({"adapter": handle.adapter} if handle.adapter else {}) | failed
+
+    def adapters(self) -> list[AdapterRow]:
+        """The session's adapters (newest record per name), oldest first."""
+        from lsn_explorer.core.model.adapters import list_adapters
+
+        return [adapter_row(row) for row in list_adapters(self.session)]
 
     def require_model(self) -> ModelHandle:
         if self.handle is None:
@@ -320,7 +370,8 @@ class Workbench:
 
         state = self.state
         return EvalRequest(task=state.task if state.task in EVAL_TASKS else "xnli", langs=tuple(state.languages),
-                           switched_on=any(row.enabled for row in state.rows), data_dir=state.data_dir)
+                           switched_on=any(row.enabled for row in state.rows), data_dir=state.data_dir,
+                           adapter=state.adapter)
 
     def launch_eval(self, request: EvalRequest) -> tuple[str, int]:
         """Check an evaluation (rows, data, sets, statistics) and start it as a background job on
@@ -333,7 +384,7 @@ class Workbench:
         intervene = [row.spec for row in self.state.rows if row.enabled] if request.switched_on else []
         rows = build_rows(request.grids(), intervene, request.random_baseline, self.session)
         spec = EvalSpec(task=request.task, langs=list(request.langs), rows=[r.to_json() for r in rows],
-                        data_dir=request.data_dir or None, limit=request.limit)
+                        data_dir=request.data_dir or None, limit=request.limit, adapter=request.adapter or None)
         check_eval(self.session, spec)
         handle = self.handle
         model = handle.source if handle is not None else None
@@ -341,6 +392,27 @@ class Workbench:
         evaluation, job_id = start_eval(self.session, spec, request.name or None, workdir=os.getcwd(), model=model,
                                         four_bit=four_bit)
         return evaluation.name, job_id
+
+    def finetune_defaults(self) -> FinetuneRequest:
+        """The Fine-tune form's first values: the newest neuron set, its target setup, the
+        languages under study (the last one not English as the training language)."""
+        sets = self.neuron_set_names()
+        targets = [lang for lang in self.state.languages if lang != "en"] or ["en"]
+        return FinetuneRequest(train_lang=targets[-1], neuron_set=sets[0] if sets else "",
+                               setup="target" if sets else "none")
+
+    def launch_finetune(self, request: FinetuneRequest) -> tuple[str, int]:
+        """Check a fine-tune (settings, neuron set and its languages, training data, model source)
+        and start it as a background job on the loaded model's base (else the session's, else the
+        demo); returns the adapter's name and the job id. Bad input raises before anything is
+        stored or started."""
+        from lsn_explorer.jobs.finetunes import start_finetune
+
+        spec = request.spec()
+        handle = self.handle
+        spec, job_id = start_finetune(self.session, spec, workdir=os.getcwd(),
+                                      model=handle.source if handle is not None else None)
+        return spec.adapter_name(), job_id
 
     def evaluations(self) -> list[EvalListRow]:
         """The session's evaluations, newest first, each with its job's state."""

@@ -45,10 +45,12 @@ class EvalRequest:
     limit: int | None = None  # the first N samples per language
     name: str = ""  # "" = TASK-N
     data_dir: str = ""  # "" = the demo samples
+    adapter: str = ""  # a session adapter loaded before scoring; "" = the base model
 
     @classmethod
     def from_fields(cls, *, task: str, langs: str, switched_on: bool, grid_set: str, grid_values: str,
-                    random_baseline: str, limit: str, name: str, data_dir: str) -> EvalRequest:
+                    random_baseline: str, limit: str, name: str, data_dir: str,
+                    adapter: str = "") -> EvalRequest:
         """The request from the form's text fields.
 
         Raises:
@@ -60,7 +62,8 @@ class EvalRequest:
         return cls(task=task, langs=tuple(lang.code for lang in parse_languages(langs)), switched_on=switched_on,
                    grid_set=grid_set.strip(), grid_values=grid_values.strip(),
                    random_baseline=_count(random_baseline, "random baselines", 0) or 0,
-                   limit=_count(limit, "the sample limit", None), name=name.strip(), data_dir=data_dir.strip())
+                   limit=_count(limit, "the sample limit", None), name=name.strip(), data_dir=data_dir.strip(),
+                   adapter=adapter.strip())
 
     def grids(self) -> list[str]:
         """The grid in the CLI's `--grid` syntax (none without a set)."""

@@ -8,6 +8,7 @@ left is the whole job's, estimated from how fast its fraction done grew between 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -22,7 +23,7 @@ class JobRow:
     """One job as the Jobs view lists it."""
 
     id: int
-    kind: str  # stats | eval
+    kind: str  # stats | eval | finetune
     name: str
     state: str  # queued | running | finished | failed | cancelled | interrupted
     fraction: float | None  # 0–1 of the job's work done; None while nothing is known (queued, loading)
@@ -34,6 +35,7 @@ class JobRow:
     started: str | None
     ended: str | None
     error: str | None
+    losses: tuple[tuple[int, float], ...] = ()  # a fine-tune's recent (step, loss) points, oldest first
 
     @property
     def active(self) -> bool:
@@ -67,7 +69,22 @@ def job_row(job: Job, estimator: Estimator | None = None) -> JobRow:
     eta_s = estimator.eta_s(job.id, job.state, fraction) if estimator is not None else None
     return JobRow(job.id, job.kind, job.name, job.state, fraction, progress_line(job),
                   duration(eta_s) if eta_s is not None else "", job.state in ACTIVE, job.state in RESUMABLE,
-                  str(eval_name) if eval_name else None, job.started, job.ended, job.error)
+                  str(eval_name) if eval_name else None, job.started, job.ended, job.error, losses(job))
+
+
+def losses(job: Job) -> tuple[tuple[int, float], ...]:
+    """A fine-tune job's recent (step, loss) points (`progress["losses"]`, written by its runner);
+    () for other jobs. Malformed points are skipped: a progress row is only ever shown."""
+    points = job.progress.get("losses") if job.kind == "finetune" else None
+    shown = []
+    for point in points if isinstance(points, list) else []:
+        if isinstance(point, (list, tuple)) and len(point) == 2 and all(_finite(v) for v in point):
+            shown.append((int(point[0]), float(point[1])))
+    return tuple(shown)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def fraction_done(job: Job) -> float | None:

@@ -1,6 +1,6 @@
-"""The workbench's saved state: languages, intervention switch rows and choices, restored when a
-session is reopened (the newest "workbench" record wins), and the rule that a switched-on row's
-neuron set is never replaced silently."""
+"""The workbench's saved state: languages, intervention switch rows, choices and the chosen adapter,
+restored when a session is reopened (the newest "workbench" record wins), and the rule that a
+switched-on row's neuron set is never replaced silently."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ class WorkbenchState(Spec):
     task_lang: str = "en"
     sample: int = 0
     data_dir: str = ""
+    adapter: str = ""  # the session adapter loaded onto the model for Generate and Score ("" = the base model)
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, source: str = "") -> "WorkbenchState":

@@ -4,69 +4,13 @@ straight into its store."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-
 import pytest
-from jobs_helpers import fake_jobs_session
+from jobs_helpers import fake_jobs_session, type_in_form, until, wait_job
 from textual.widgets import DataTable, Select
 from tui_helpers import SIZE, notifications, settle
 
-from lsn_explorer.jobs import control
-from lsn_explorer.session.store import Session
 from lsn_explorer.tui.screens.evaluate import EvaluateScreen
 from lsn_explorer.tui.screens.job_log import JobLogScreen
-from lsn_explorer.workbench.state import SwitchRow
-
-JOB_TIMEOUT_S = 90.0
-
-
-@pytest.fixture(scope="module")
-def lape_template(demo, tmp_path_factory):
-    """Session "flow" with en/zh statistics (600 tokens each), a LAPE set and a switched-on row,
-    built once; each test gets a copy."""
-    from lsn_explorer.workbench.bench import Workbench
-
-    root = tmp_path_factory.mktemp("lape")
-    workbench = Workbench.open("flow", root)
-    workbench.handle = demo
-    workbench.compute_stats(["en", "zh"], max_tokens=600)
-    workbench.identify("lape", {"top_rate": 0.05})
-    workbench.set_rows([SwitchRow("lape:zh=zero", True)])
-    workbench.close()
-    return root / "flow"
-
-
-@pytest.fixture
-def lape_session(lape_template, tmp_path):
-    shutil.copytree(lape_template, tmp_path / "flow")
-    return tmp_path
-
-
-async def wait_job(root, job_id: int) -> str:
-    """Wait (off the event loop, on a connection of its own) until the job's worker is done."""
-    def wait() -> str:
-        with Session.open("flow", root, create=False) as session:
-            return control.wait(session, job_id, timeout=JOB_TIMEOUT_S).state
-
-    return await asyncio.to_thread(wait)
-
-
-async def until(pilot, condition, limit: float = 10.0) -> None:
-    """Let the app run (its timers poll the store) until `condition()` holds."""
-    for _ in range(int(limit / 0.1)):
-        if condition():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("the app did not get there in time")
-
-
-async def type_in_form(pilot, selector: str, text: str) -> None:
-    """Focus a field of the form (the modal screen), clear it and type like a person."""
-    widget = pilot.app.screen.query_one(selector)
-    widget.focus()
-    widget.value = ""
-    await pilot.press(*list(text))
 
 
 async def fill_form(app, pilot, *, limit: str = "4", grid_set: str = "lape", values: str = "zero,p90",

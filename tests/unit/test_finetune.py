@@ -18,7 +18,7 @@ from tiny import FOUR_BIT_SIZES, PAD_ID, save_tiny_checkpoint, tiny_model, tiny_
 
 from lsn_explorer import cli
 from lsn_explorer.core.finetune import checkpoints
-from lsn_explorer.core.finetune.adapters import export, list_adapters
+from lsn_explorer.core.finetune.adapters import export
 from lsn_explorer.core.finetune.config import (
     RECIPES,
     FinetuneError,
@@ -28,7 +28,7 @@ from lsn_explorer.core.finetune.config import (
     setup_neurons,
 )
 from lsn_explorer.core.finetune.train import finetune, lr_factor, run_dir, step_batches, thinned, total_steps
-from lsn_explorer.core.model.adapters import apply_adapter
+from lsn_explorer.core.model.adapters import apply_adapter, list_adapters
 from lsn_explorer.core.model.loading import load_model
 from lsn_explorer.core.neurons.neuron_set import NeuronSet
 from lsn_explorer.errors import Cancelled, LsnError

@@ -26,7 +26,8 @@ FORBIDDEN = {
 TORCH_FREE = ["core.vocab", "core.progress", "core.specs", "core.interventions.spec", "core.neurons.methods",
               "core.data.languages", "workbench.bench", "workbench.state", "workbench.views", "errors", "paths",
               "jobs.spec", "jobs.control", "jobs.progress", "jobs.evals", "workbench.jobs", "workbench.evals",
-              "core.evals.grid", "core.evals.results", "core.finetune.config"]
+              "core.evals.grid", "core.evals.results", "core.finetune.config", "core.model.adapters",
+              "jobs.finetunes", "workbench.finetunes"]
 
 
 def module_name(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""Finished adapters: stored in the session, listed, and exported as plain peft folders.
+"""Finished adapters: written into the session and exported as plain peft folders (listing and
+loading them is `core.model.adapters`, torch-free to import).
 
 A fine-tune's adapter is a standard peft folder (`adapter_config.json`, `adapter_model.safetensors`)
 with the neuron mask already folded into its matrices, so `PeftModel.from_pretrained` reproduces
@@ -99,23 +100,6 @@ def finished_adapter(session: Session, spec: FinetuneSpec, model: dict[str, Any]
         if record.payload.get("key") == spec.key() and same_model and (session.folder / record.payload["folder"]).is_dir():
             return record
     return None
-
-
-def list_adapters(session: Session) -> list[dict[str, Any]]:
-    """The session's adapters, newest record per name, as plain data (oldest first)."""
-    newest: dict[str, Record] = {}
-    for record in session.records("adapter"):
-        newest[record.name] = record
-    rows = []
-    for record in newest.values():
-        spec = record.payload.get("spec") or {}
-        folder = session.folder / str(record.payload.get("folder", ""))
-        rows.append({"name": record.name, "record": record.id, "created": record.created,
-                     "task": spec.get("task"), "lang": spec.get("train_lang"), "neurons": spec.get("neurons"),
-                     "modules": spec.get("modules"), "attention": spec.get("attention"),
-                     "steps": record.payload.get("steps"), "final_loss": record.payload.get("final_loss"),
-                     "folder": str(record.payload.get("folder", "")), "present": (folder / "adapter_config.json").is_file()})
-    return rows
 
 
 def export(session: Session, name: str, out_dir: str | Path) -> Path:

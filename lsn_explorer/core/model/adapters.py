@@ -1,4 +1,4 @@
-"""Fine-tuned adapters stored in a session, and loading one onto a model before it is used.
+"""Fine-tuned adapters stored in a session: listed (torch-free), and loaded onto a model before it is used.
 
 An adapter is a record of kind "adapter" whose payload names a standard peft adapter folder
 (`adapter_config.json` + weights) inside the session folder (`folder`, relative to it), so a copied
@@ -13,7 +13,7 @@ work unchanged on the adapted model; only the nnsight wrapper must be built agai
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsn_explorer.errors import LsnError
 
@@ -63,3 +63,20 @@ def apply_adapter(handle: ModelHandle, session: Session, name: str) -> None:
     handle.model.eval()
     handle.traced = None  # the wrapper's module tree predates the LoRA layers
     handle.adapter = name
+
+
+def list_adapters(session: Session) -> list[dict[str, Any]]:
+    """The session's adapters, newest record per name, as plain data (oldest first)."""
+    newest: dict[str, Record] = {}
+    for record in session.records("adapter"):
+        newest[record.name] = record
+    rows = []
+    for record in newest.values():
+        spec = record.payload.get("spec") or {}
+        folder = adapter_folder(session, record)
+        rows.append({"name": record.name, "record": record.id, "created": record.created,
+                     "task": spec.get("task"), "lang": spec.get("train_lang"), "neurons": spec.get("neurons"),
+                     "modules": spec.get("modules"), "attention": spec.get("attention"),
+                     "steps": record.payload.get("steps"), "final_loss": record.payload.get("final_loss"),
+                     "folder": str(record.payload.get("folder", "")), "present": (folder / "adapter_config.json").is_file()})
+    return rows

@@ -15,6 +15,7 @@ from lsn_explorer.core.generate import Continuation, Generation, TokenEvent
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.widgets.adapter_picker import AdapterPicker
 from lsn_explorer.workbench.bench import Workbench
 
 FLUSH_S = 0.05  # streamed text reaches the panes at most 20 times a second
@@ -80,6 +81,8 @@ class GeneratePanel(Panel):
             yield Input("0", id="temperature", type="number", compact=True, classes="small")
             yield Label("seed", classes="field")
             yield Input("0", id="seed", type="integer", compact=True, classes="small")
+            yield Label("adapter", classes="field short")
+            yield AdapterPicker(id="generate-adapter")
             yield Button("Generate (Ctrl+G)", id="generate-run", variant="primary", compact=True)
         with Horizontal(id="panes"):
             yield Pane("without interventions", id="pane-baseline")
@@ -91,6 +94,10 @@ class GeneratePanel(Panel):
         self.query_one("#max-new-tokens", Input).value = str(state.max_new_tokens)
         self.query_one("#temperature", Input).value = f"{state.temperature:g}"
         self.query_one("#seed", Input).value = str(state.seed)
+        self.query_one(AdapterPicker).sync(workbench)
+
+    def model_ready(self) -> None:
+        self.query_one(AdapterPicker).sync(self.workbench)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.start()

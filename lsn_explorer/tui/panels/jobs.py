@@ -1,5 +1,5 @@
-"""Jobs: the session's background jobs (statistics, evaluations) with progress bars and time
-left; cancel, resume, read the log, open an evaluation's table.
+"""Jobs: the session's background jobs (statistics, evaluations, fine-tunes) with progress bars and
+time left; cancel, resume, read the log, open an evaluation's table; a fine-tune's loss curve.
 
 Jobs run in their own processes and write their progress to the session store; this panel reads
 it on a timer (torch-free, a few milliseconds) while it is in front or while a job it saw is
@@ -18,12 +18,15 @@ from textual.widgets import DataTable, Label, Static
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import JobEnded, ResultsRequested
 from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.widgets.charts import loss_curve
 from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.workbench.jobs import JobRow
 
 POLL_S = 0.5  # how often the job rows are read while they matter
 BAR_WIDTH = 16
 LAST_WIDTH = 44  # the "last" column fits 120 columns; the detail box below shows all of it
+CURVE_WIDTH = 96  # the loss curve's columns (plus its axis labels) within 120
+CURVE_HEIGHT = 6
 STATE_STYLES = {"queued": "yellow", "running": "bold cyan", "finished": "green", "failed": "bold red",
                 "cancelled": "magenta", "interrupted": "bold magenta"}
 
@@ -54,9 +57,10 @@ class JobsPanel(Panel):
 
     def compose(self) -> ComposeResult:
         yield Label("Background jobs of this session (C cancel · R resume · L log · Enter/O results · "
-                    "Ctrl+E new evaluation)", classes="title")
+                    "Ctrl+E evaluation · Ctrl+F fine-tune)", classes="title")
         yield DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="job-detail", markup=False)
+        yield Static("", id="loss-curve")
 
     def on_mount(self) -> None:
         self.query_one("#jobs-table", DataTable).add_columns("job", "what", "state", "progress", "left", "last")
@@ -131,8 +135,8 @@ class JobsPanel(Panel):
     def _detail(self) -> None:
         row = self._selected()
         if row is None:
-            text = "No background jobs yet. Ctrl+E starts an evaluation; statistics jobs start with " \
-                   "`lsn-explorer stats --detach`."
+            text = "No background jobs yet. Ctrl+E starts an evaluation, Ctrl+F a fine-tune; statistics jobs " \
+                   "start with `lsn-explorer stats --detach`."
         else:
             lines = [f"job {row.id} · {row.name} · {row.state}"]
             lines += [f"{key:<8} {value}" for key, value in (("started", row.started), ("ended", row.ended)) if value]
@@ -143,6 +147,18 @@ class JobsPanel(Panel):
             lines.append(" · ".join(keys))
             text = "\n".join(lines)
         self.query_one("#job-detail", Static).update(text)
+        self._curve(row)
+
+    def _curve(self, row: JobRow | None) -> None:
+        """The selected fine-tune's training loss (hidden for other jobs)."""
+        curve = self.query_one("#loss-curve", Static)
+        curve.display = row is not None and row.kind == "finetune"
+        if row is not None and row.kind == "finetune":
+            title = Text("training loss", style="bold")
+            if row.losses:
+                step, loss = row.losses[-1]
+                title.append(f" · {loss:.4f} at step {step} · lowest {min(v for _, v in row.losses):.4f}", style="")
+            curve.update(Text("\n").join([title, loss_curve(row.losses, CURVE_WIDTH, CURVE_HEIGHT)]))
 
     # -- actions -------------------------------------------------------------------------------
     def action_cancel_job(self) -> None:
@@ -193,6 +209,10 @@ class JobsPanel(Panel):
     def action_open_results(self) -> None:
         row = self._selected()
         if row is None:
+            return
+        if row.kind == "finetune":
+            self.notify(f"job {row.id} trains an adapter: its loss curve is below; once it has finished, choose "
+                        "the adapter in the Generate (F5) or Score (F6) tab, or in the Evaluate form", markup=False)
             return
         if row.eval_name is None:
             self.notify(f"job {row.id} is a {row.kind} job; its results are records (Languages tab, F2)",

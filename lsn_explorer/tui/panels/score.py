@@ -14,6 +14,7 @@ from lsn_explorer.core.tasks.registry import TASKS
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.widgets.adapter_picker import AdapterPicker
 from lsn_explorer.workbench.bench import Workbench
 
 if TYPE_CHECKING:
@@ -35,8 +36,10 @@ class ScorePanel(Panel):
             yield Input("0", id="sample", type="integer", compact=True, classes="small")
         with Horizontal(classes="form"):
             yield Label("data folder", classes="field")
-            yield Input(placeholder="empty = the demo samples; or a folder laid out like the benchmarks",
+            yield Input(placeholder="empty = demo samples, or a folder",
                         id="data-dir", compact=True)
+            yield Label("adapter", classes="field short")
+            yield AdapterPicker(id="score-adapter")
             yield Button("Show", id="sample-show", compact=True)
             yield Button("Score (Ctrl+R)", id="sample-score", variant="primary", compact=True)
         with VerticalScroll(id="sample-box"):
@@ -50,6 +53,10 @@ class ScorePanel(Panel):
             self.query_one("#task-lang", Select).value = state.task_lang
         self.query_one("#sample", Input).value = str(state.sample)
         self.query_one("#data-dir", Input).value = state.data_dir
+        self.query_one(AdapterPicker).sync(workbench)
+
+    def model_ready(self) -> None:
+        self.query_one(AdapterPicker).sync(self.workbench)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "sample-show":

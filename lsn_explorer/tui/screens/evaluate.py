@@ -1,45 +1,44 @@
-"""Evaluate: a form for a full evaluation run as a background job — task, languages, limit, and
-its rows: the switched-on intervention rows and/or a grid (a stored set × values, plus K matched
-random baselines). Launch checks everything first (`Workbench.launch_eval`, in a thread worker):
-bad input is a notification and the form stays open; nothing is stored or started.
-Returns (evaluation name, job id) once the job is started, None when cancelled.
+"""Evaluate: a form for a full evaluation run as a background job — task, languages, limit, the
+adapter (a fine-tune of the session, or the base model), and its rows: the switched-on
+intervention rows and/or a grid (a stored set × values, plus K matched random baselines). Launch
+checks everything first (`Workbench.launch_eval`, in a thread worker): bad input is a notification
+and the form stays open; nothing is stored or started. Returns (evaluation name, job id) once the
+job is started, None when cancelled.
 """
 
 from __future__ import annotations
 
-import traceback
+from dataclasses import replace
+from typing import Any
 
-from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from lsn_explorer.core.evals.grid import EVAL_TASKS, GRID_VALUES
-from lsn_explorer.errors import LsnError
-from lsn_explorer.tui.hints import app_hint
-from lsn_explorer.workbench.bench import Workbench
+from lsn_explorer.tui.screens.launch_form import LaunchForm
 from lsn_explorer.workbench.evals import EvalRequest
 
 NO_GRID = ""
+BASE_MODEL = ""
 # Hints that name a CLI flag whose field is in this form (see tui/hints.py).
 FORM_HINTS = (("--data-dir", "set the data folder in this form"), ("--langs", "change the languages in this form"),
               ("--name", "type another name in this form"))
 
 
-class EvaluateScreen(ModalScreen[tuple[str, int] | None]):
-    BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
-
-    def __init__(self, workbench: Workbench) -> None:
-        super().__init__()
-        self.workbench = workbench
+class EvaluateScreen(LaunchForm):
+    LAUNCH_ID = "eval-launch"
+    WHAT = "an evaluation"
+    FORM_HINTS = FORM_HINTS
 
     def compose(self) -> ComposeResult:
         wb = self.workbench
         defaults = wb.eval_defaults()
         switched = [row.spec for row in wb.state.rows if row.enabled]
         sets = wb.neuron_set_names()
+        adapters = [(row.label, row.name) for row in wb.adapters()]
+        if defaults.adapter and defaults.adapter not in {name for _, name in adapters}:
+            defaults = replace(defaults, adapter="")  # the chosen adapter's record is gone
         with Vertical(id="evaluate-form"):
             yield Label("Evaluate in the background (Enter or Launch starts the job; Esc closes)", classes="title")
             with Horizontal(classes="form"):
@@ -68,6 +67,10 @@ class EvaluateScreen(ModalScreen[tuple[str, int] | None]):
                 yield Label("data folder", classes="field")
                 yield Input(defaults.data_dir, placeholder="empty = the demo samples; or a benchmark folder",
                             id="eval-data-dir", compact=True)
+            with Horizontal(classes="form"):
+                yield Label("adapter", classes="field")
+                yield Select([("(base model)", BASE_MODEL)] + adapters, value=defaults.adapter or BASE_MODEL,
+                             allow_blank=False, id="eval-adapter", compact=True)
             yield Static("Rows: 'none' always; one per switched-on row; one per grid value (language L's cells use "
                          "the set's L neurons and L's statistics); K random sets matched to each grid row.",
                          classes="note", markup=False)
@@ -87,48 +90,10 @@ class EvaluateScreen(ModalScreen[tuple[str, int] | None]):
             switched_on=self.query_one("#eval-switched", Checkbox).value,
             grid_set=str(self.query_one("#eval-set", Select).value), grid_values=text("#eval-values"),
             random_baseline=text("#eval-random"), limit=text("#eval-limit"), name=text("#eval-name"),
-            data_dir=text("#eval-data-dir"))
+            data_dir=text("#eval-data-dir"), adapter=str(self.query_one("#eval-adapter", Select).value))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.launch()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "eval-launch":
-            self.launch()
-        else:
-            self.dismiss(None)
-
-    def launch(self) -> None:
-        button = self.query_one("#eval-launch", Button)
-        if button.disabled:
-            return  # a launch is being checked
-        try:
-            request = self.request()
-        except LsnError as exc:
-            self._refused(exc)
-            return
-        button.disabled = True
-        self._launch(request)
-
-    @work(thread=True, group="evaluate", exit_on_error=False)
-    def _launch(self, request: EvalRequest) -> None:
-        try:
-            started = self.workbench.launch_eval(request)
-        except LsnError as exc:
-            self.app.call_from_thread(self._refused, exc)
-            return
-        except Exception as exc:  # a bug: keep the app alive and the traceback in the session
-            self.workbench.session.log(f"launching an evaluation failed:\n{traceback.format_exc()}", level="error")
-            self.app.call_from_thread(self._refused, LsnError(f"launching failed unexpectedly: {exc}",
-                                                              "the traceback is in the session's events"))
-            return
-        self.app.call_from_thread(self.dismiss, started)
-
-    def _refused(self, exc: LsnError) -> None:
-        self.query_one("#eval-launch", Button).disabled = False
-        hint = app_hint(exc.hint, FORM_HINTS)
-        self.notify(exc.message + (f"\n{hint}" if hint else ""), title="not launched", severity="error", timeout=8,
-                    markup=False)
-
-    def action_dismiss_none(self) -> None:
-        self.dismiss(None)
+    def start(self, request: Any) -> tuple[str, int]:
+        return self.workbench.launch_eval(request)

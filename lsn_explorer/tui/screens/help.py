@@ -32,8 +32,10 @@ neuron's activation (from its statistics); a number writes a constant; `x0.5` sc
 ## Keys
 F2–F9 tabs · Ctrl+G generate · Ctrl+R score · Esc cancels the running task · Ctrl+T compute / run method
 (Languages, Neurons) · Ctrl+N / Ctrl+L add / delete an intervention row · R re-runs a History entry ·
-Ctrl+E evaluate in the background · Jobs: C cancel, R resume, L log, Enter results · Results: Enter shows
-an evaluation, P writes its PNG heat map · Ctrl+P command palette · Ctrl+Q quit (jobs keep running)
+Ctrl+E evaluate in the background · Ctrl+F fine-tune the chosen neurons (masked LoRA) in the background ·
+Jobs: C cancel, R resume, L log, Enter results, a fine-tune's loss curve · an adapter picker in Generate and
+Score · Results: Enter shows an evaluation, P writes its PNG heat map · Ctrl+P command palette · Ctrl+Q quit
+(jobs keep running)
 """
 
 
