@@ -82,18 +82,13 @@ class EvaluateScreen(LaunchForm):
         self.query_one("#eval-limit", Input).focus()
 
     def request(self) -> EvalRequest:
-        def text(selector: str) -> str:
-            return self.query_one(selector, Input).value
-
+        text, choice = self.text, self.choice
         return EvalRequest.from_fields(
-            task=str(self.query_one("#eval-task", Select).value), langs=text("#eval-langs"),
+            task=choice("#eval-task"), langs=text("#eval-langs"),
             switched_on=self.query_one("#eval-switched", Checkbox).value,
-            grid_set=str(self.query_one("#eval-set", Select).value), grid_values=text("#eval-values"),
+            grid_set=choice("#eval-set"), grid_values=text("#eval-values"),
             random_baseline=text("#eval-random"), limit=text("#eval-limit"), name=text("#eval-name"),
-            data_dir=text("#eval-data-dir"), adapter=str(self.query_one("#eval-adapter", Select).value))
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.launch()
+            data_dir=text("#eval-data-dir"), adapter=choice("#eval-adapter"))
 
     def start(self, request: Any) -> tuple[str, int]:
         return self.workbench.launch_eval(request)

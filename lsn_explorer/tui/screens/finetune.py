@@ -75,11 +75,7 @@ class FinetuneScreen(LaunchForm):
         self.query_one("#ft-lang", Input).focus()
 
     def request(self) -> FinetuneRequest:
-        def text(selector: str) -> str:
-            return self.query_one(selector, Input).value
-
-        def choice(selector: str) -> str:
-            return str(self.query_one(selector, Select).value)
+        text, choice = self.text, self.choice
 
         request = FinetuneRequest.from_fields(
             task=choice("#ft-task"), train_lang=text("#ft-lang"), neuron_set=choice("#ft-set"),
@@ -87,9 +83,6 @@ class FinetuneScreen(LaunchForm):
             max_steps=text("#ft-steps"), batch=text("#ft-batch"), name=text("#ft-name"))
         request.spec()  # the settings' own checks, before the worker (no torch needed)
         return request
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.launch()
 
     def start(self, request: Any) -> tuple[str, int]:
         return self.workbench.launch_finetune(request)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.binding import Binding
 from textual.screen import ModalScreen
-from textual.widgets import Button
+from textual.widgets import Button, Input, Select
 
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.hints import app_hint
@@ -38,6 +38,17 @@ class LaunchForm(ModalScreen[tuple[str, int] | None]):
     def start(self, request: Any) -> tuple[str, int]:
         """Launch the job (in the worker thread); returns (name, job id)."""
         raise NotImplementedError
+
+    def text(self, selector: str) -> str:
+        """What an Input field of the form holds."""
+        return self.query_one(selector, Input).value
+
+    def choice(self, selector: str) -> str:
+        """What a Select field of the form holds."""
+        return str(self.query_one(selector, Select).value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.launch()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == self.LAUNCH_ID:
