@@ -36,6 +36,12 @@ def add_session_args(parser: argparse.ArgumentParser, default: str | None = "def
     parser.add_argument("--sessions-dir", default=None, help=SESSIONS_DIR_HELP)
 
 
+def add_adapter_arg(parser: argparse.ArgumentParser) -> None:
+    """--adapter NAME (loaded by `session_model`)."""
+    parser.add_argument("--adapter", default=None,
+                        help="load this fine-tuned adapter of the session (see `lsn-explorer finetune list`)")
+
+
 def add_intervene_arg(parser: argparse.ArgumentParser) -> None:
     """--intervene SPEC, repeatable."""
     parser.add_argument("--intervene", action="append", metavar="SPEC",
@@ -58,10 +64,12 @@ def load(args: argparse.Namespace) -> Any:
 
 
 def session_model(args: argparse.Namespace, session: Any) -> Any:
-    """--model when given, else the model the session's records were made with (else the demo)."""
+    """--model when given, else the model the session's records were made with (else the demo),
+    with --adapter loaded onto it when the command has that flag."""
     from lsn_explorer.core.model.session_model import load_session_model
 
-    return load_session_model(session, args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device)
+    return load_session_model(session, args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device,
+                              adapter=getattr(args, "adapter", None))
 
 
 def open_session(args: argparse.Namespace, *, create: bool = True) -> Any:

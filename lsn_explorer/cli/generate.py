@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from lsn_explorer.cli.common import (
     JSON_HELP,
+    add_adapter_arg,
     add_intervene_arg,
     add_model_args,
     add_session_args,
@@ -32,8 +33,7 @@ def register(sub: Subparsers) -> None:
     add_session_args(gen, default=None)
     gen.add_argument("--prompt", required=True, help="text to continue")
     add_intervene_arg(gen)
-    gen.add_argument("--adapter", default=None,
-                     help="load this fine-tuned adapter of the session (see `lsn-explorer finetune list`)")
+    add_adapter_arg(gen)
     gen.add_argument("--compare", action="store_true", help="baseline and intervened from one batched run")
     gen.add_argument("--max-new-tokens", type=int, default=32)
     gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -44,21 +44,14 @@ def register(sub: Subparsers) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from lsn_explorer.core.generate import generate, record_generation
-    from lsn_explorer.core.model.adapters import apply_adapter, find_adapter
 
     check_syntax(args.intervene)
     if args.compare and not args.intervene:
         raise LsnError("--compare needs an intervention to compare against", "add --intervene SPEC")
-    if args.adapter and not args.session:
-        raise LsnError("--adapter needs --session", "adapters live in a session: pass --session NAME")
     session = open_session(args) if args.session else None  # generation history goes there
     try:
         check_sources(args, session)
-        if args.adapter:
-            find_adapter(session, args.adapter)  # a typo fails before the model loads
         handle = session_model(args, session)
-        if args.adapter:
-            apply_adapter(handle, session, args.adapter)
         _, plan = plans(args, handle, session)
         rows = [None, plan] if args.compare else [plan]
         labels = ["baseline", "intervened"] if args.compare else None

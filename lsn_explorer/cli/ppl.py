@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from lsn_explorer.cli.common import (
     JSON_HELP,
+    add_adapter_arg,
     add_intervene_arg,
     add_model_args,
     add_session_args,
@@ -38,8 +39,7 @@ def register(sub: Subparsers) -> None:
     add_session_args(ppl)
     ppl.add_argument("--langs", help="comma-separated language codes")
     add_intervene_arg(ppl)
-    ppl.add_argument("--adapter", default=None,
-                     help="load this fine-tuned adapter of the session (see `lsn-explorer finetune list`)")
+    add_adapter_arg(ppl)
     ppl.add_argument("--matrix", action="store_true", help="PPXC(i, j): deactivate i's neurons, measure j")
     ppl.add_argument("--set", default="lape", help="matrix: the stored neuron set (default lape)")
     ppl.add_argument("--value", default="zero", help="matrix: value written (default zero)")
@@ -52,7 +52,6 @@ def register(sub: Subparsers) -> None:
 def cmd_ppl(args: argparse.Namespace) -> int:
     from lsn_explorer.core.interventions.resolve import check_sources as check_set
     from lsn_explorer.core.interventions.spec import parse_intervention
-    from lsn_explorer.core.model.adapters import apply_adapter, find_adapter
     from lsn_explorer.core.tasks.perplexity import load_lines, ppl_rows, record_ppl
 
     langs = lang_codes(args.langs)
@@ -67,11 +66,7 @@ def cmd_ppl(args: argparse.Namespace) -> int:
         if args.matrix:  # the set must exist before minutes of perplexity work start
             check_set([parse_intervention(f"{args.set}=zero")], session)
         check_sources(args, session)
-        if args.adapter:
-            find_adapter(session, args.adapter)  # a typo fails before the model loads
         handle = session_model(args, session)
-        if args.adapter:
-            apply_adapter(handle, session, args.adapter)
         if args.matrix:
             return _matrix(args, handle, session, langs, template)
         _, plan = plans(args, handle, session)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsn_explorer.cli.common import (
     JSON_HELP,
+    add_adapter_arg,
     add_intervene_arg,
     add_model_args,
     add_session_args,
@@ -41,15 +42,13 @@ def register(sub: Subparsers) -> None:
     score.add_argument("--split", default="test",
                        help="XNLI split: test | validation in a benchmark folder; train too with hf:")
     add_intervene_arg(score)
-    score.add_argument("--adapter", default=None,
-                       help="load this fine-tuned adapter of the session (see `lsn-explorer finetune list`)")
+    add_adapter_arg(score)
     score.add_argument("--json", action="store_true", help=JSON_HELP)
     score.set_defaults(func=cmd_score)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from lsn_explorer.core.data.languages import get_language
-    from lsn_explorer.core.model.adapters import apply_adapter, find_adapter
     from lsn_explorer.core.tasks.registry import load_examples, pick, score_sample
     from lsn_explorer.core.tasks.scoring import record_score, score_text
 
@@ -64,11 +63,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         example = pick(load_examples(args.task, lang, args.data_dir, args.split), args.sample, args.task, lang)
     with open_session(args) as session:
         check_sources(args, session)
-        if args.adapter:
-            find_adapter(session, args.adapter)  # a typo fails before the model loads
         handle = session_model(args, session)
-        if args.adapter:
-            apply_adapter(handle, session, args.adapter)
         _, plan = plans(args, handle, session)
         rows = [None, plan] if plan else [None]
         labels = ["baseline", "intervened"][: len(rows)]

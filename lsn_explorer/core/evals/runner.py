@@ -94,13 +94,10 @@ def prepare_model(session: Session, evaluation: EvalRow, model: str | None = Non
                   four_bit: bool = False, device: str = "auto") -> ModelHandle:
     """The model an evaluation runs on (`model`, else the session's, else the demo), with its
     adapter loaded; the model's provenance is stored with the evaluation."""
-    from lsn_explorer.core.model.adapters import apply_adapter
     from lsn_explorer.core.model.session_model import load_session_model
 
-    handle = load_session_model(session, model, dtype=dtype, four_bit=four_bit, device=device)
-    adapter = spec_of(evaluation).adapter
-    if adapter is not None:
-        apply_adapter(handle, session, adapter)
+    handle = load_session_model(session, model, dtype=dtype, four_bit=four_bit, device=device,
+                                adapter=spec_of(evaluation).adapter)
     session.set_eval(evaluation.id, provenance={"model": handle.provenance()})
     return handle
 

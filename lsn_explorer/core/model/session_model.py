@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lsn_explorer.errors import LsnError
+
 if TYPE_CHECKING:
     from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.session.store import Session
@@ -26,7 +28,7 @@ def session_model_source(session: Session | None) -> tuple[str, bool] | None:
 
 
 def load_session_model(session: Session | None, source: str | None = None, dtype: str = "auto",
-                       four_bit: bool = False, device: str = "auto") -> ModelHandle:
+                       four_bit: bool = False, device: str = "auto", adapter: str | None = None) -> ModelHandle:
     """Load `source` when given, else the model the session's records were made with, else the demo.
 
     Args:
@@ -34,11 +36,25 @@ def load_session_model(session: Session | None, source: str | None = None, dtype
         source: Hugging Face id or local checkpoint folder; None defers to the session.
         dtype, device: as for `load_model`.
         four_bit: load in NF4; a session model recorded in NF4 is loaded in NF4 either way.
+        adapter: a fine-tuned adapter of the session to load onto the model (checked before the
+            model loads, so a typo fails at once).
+
+    Raises:
+        LsnError: an adapter without a session, or one the session does not have.
     """
+    from lsn_explorer.core.model.adapters import apply_adapter, find_adapter
     from lsn_explorer.core.model.loading import load_model
 
+    if adapter is not None:
+        if session is None:
+            raise LsnError("--adapter needs --session", "adapters live in a session: pass --session NAME")
+        find_adapter(session, adapter)
     recorded = session_model_source(session) if source is None else None
     if recorded is not None:
         source, nf4 = recorded
-        return load_model(source, dtype=dtype, four_bit=four_bit or nf4, device=device)
-    return load_model(source, dtype=dtype, four_bit=four_bit, device=device)
+        four_bit = four_bit or nf4
+    handle = load_model(source, dtype=dtype, four_bit=four_bit, device=device)
+    if adapter is not None:
+        assert session is not None  # checked above
+        apply_adapter(handle, session, adapter)
+    return handle
