@@ -23,6 +23,7 @@ import math
 from typing import TYPE_CHECKING, Any, Sequence
 
 from lsn_explorer.core.evals.results import SampleResult
+from lsn_explorer.core.model.padding import left_padded, right_padded
 from lsn_explorer.core.tasks import metrics
 from lsn_explorer.errors import LsnError, TaskFileError
 
@@ -100,7 +101,7 @@ def _xnli_options(handle: ModelHandle, lang: str, batch: Batch, plan: EditPlan |
     options = tok([f" {word}, {ex.hypothesis}" for _, ex in batch for word in words],
                   add_special_tokens=False)["input_ids"]
     sequences = [(contexts[i // 3], options[i]) for i in range(len(options))]
-    input_ids, mask = _right_padded([c + o for c, o in sequences], tok.pad_token_id)
+    input_ids, mask = right_padded([c + o for c, o in sequences], tok.pad_token_id)
     logprobs = torch.log_softmax(forward_logits(handle, _on(handle, input_ids, mask), plan).float(), dim=-1)
     loglik = []
     for row, (context, option) in enumerate(sequences):
@@ -135,7 +136,7 @@ def _xnli_head(handle: ModelHandle, lang: str, batch: Batch, plan: EditPlan | No
     groups = [encoded] if pad is not None else [[ids] for ids in encoded]
     probs: list[list[float]] = []
     for group in groups:
-        input_ids, mask = _right_padded(group, pad if pad is not None else 0)
+        input_ids, mask = right_padded(group, pad if pad is not None else 0)
         head = torch.softmax(class_logits(handle, _on(handle, input_ids, mask), plan).float(), dim=-1)
         probs += [[float(row[k]) for k in order] for row in head]
     out = []
@@ -172,7 +173,7 @@ def _answers(handle: ModelHandle, task: str, lang: str, batch: Batch, plan: Edit
             ids_of.append(ex.example_id)
     encoded = tok(prompts)["input_ids"]
     width = max(len(ids) for ids in encoded)
-    input_ids, mask = _left_padded(encoded, tok.pad_token_id)
+    input_ids, mask = left_padded(encoded, tok.pad_token_id)
     generated = generate_rows(handle, _on(handle, input_ids, mask), [plan], max_new_tokens=new_tokens,
                               do_sample=False, pad_token_id=tok.pad_token_id)
     out = []
@@ -204,7 +205,7 @@ def _lines(handle: ModelHandle, lang: str, batch: Batch, plan: EditPlan | None) 
 
     tok = handle.tokenizer
     encoded = tok([line for _, line in batch])["input_ids"]
-    input_ids, mask = _right_padded(encoded, tok.pad_token_id)
+    input_ids, mask = right_padded(encoded, tok.pad_token_id)
     logits = forward_logits(handle, _on(handle, input_ids, mask), plan).float()
     picked = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:].to(logits.device).unsqueeze(-1))
     valid = mask[:, 1:].to(logits.device).bool()
@@ -212,30 +213,6 @@ def _lines(handle: ModelHandle, lang: str, batch: Batch, plan: EditPlan | None) 
     tokens = valid.sum(-1).tolist()
     return [SampleResult(lang, "", sample, str(sample), {"nll": float(n), "tokens": float(t)})
             for (sample, _), n, t in zip(batch, nll, tokens)]
-
-
-def _right_padded(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right padding: every row keeps positions 0..n-1, as in an unpadded run."""
-    import torch
-
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(input_ids)
-    for i, r in enumerate(rows):
-        input_ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(list(r)), 1
-    return input_ids, mask
-
-
-def _left_padded(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left padding for generation: every row's next token comes after its own last real token."""
-    import torch
-
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(input_ids)
-    for i, r in enumerate(rows):
-        input_ids[i, width - len(r):], mask[i, width - len(r):] = torch.tensor(list(r)), 1
-    return input_ids, mask
 
 
 def _on(handle: ModelHandle, input_ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

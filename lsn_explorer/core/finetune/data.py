@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import torch
 
 from lsn_explorer.core.finetune.config import FinetuneError, FinetuneSpec
+from lsn_explorer.core.model.padding import right_padded
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
@@ -123,15 +124,8 @@ def batches(order: Sequence[int], size: int) -> list[list[int]]:
 def collate(examples: Sequence[Example], pad_id: int, device: Any) -> dict[str, torch.Tensor]:
     """Right-padded input ids and attention mask (positions 0..n-1 as unpadded), with `labels`
     per token (IGNORE on padding) or `classes` for a classifier."""
-    width = max(len(ex.input_ids) for ex in examples)
-    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(input_ids)
-    labels = torch.full_like(input_ids, IGNORE)
-    for row, ex in enumerate(examples):
-        n = len(ex.input_ids)
-        input_ids[row, :n] = torch.tensor(ex.input_ids)
-        mask[row, :n] = 1
-        labels[row, :n] = torch.tensor(ex.labels)
+    input_ids, mask = right_padded([ex.input_ids for ex in examples], pad_id)
+    labels, _ = right_padded([ex.labels for ex in examples], IGNORE)
     out = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
     if examples[0].label is not None:
         out["classes"] = torch.tensor([ex.label for ex in examples], device=device)

@@ -62,6 +62,7 @@ def grouped_perplexity(handle: ModelHandle, groups: Mapping[str, Sequence[str]],
     import torch
 
     from lsn_explorer.core.model.backend import forward_logits
+    from lsn_explorer.core.model.padding import right_padded
 
     tok = handle.tokenizer
     items: list[tuple[str, list[int]]] = []
@@ -73,12 +74,7 @@ def grouped_perplexity(handle: ModelHandle, groups: Mapping[str, Sequence[str]],
     pad = tok.pad_token_id
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
-        width = max(len(ids) for _, ids in chunk)
-        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, (_, ids) in enumerate(chunk):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            mask[row, : len(ids)] = 1
+        input_ids, mask = right_padded([ids for _, ids in chunk], pad)
         input_ids, mask = input_ids.to(handle.device), mask.to(handle.device)
         logits = forward_logits(handle, {"input_ids": input_ids, "attention_mask": mask}, plan).float()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)

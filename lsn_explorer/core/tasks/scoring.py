@@ -211,16 +211,12 @@ def continuation_logliks(handle: ModelHandle, context: str, options: Sequence[st
     import torch
 
     from lsn_explorer.core.model.backend import forward_logits
+    from lsn_explorer.core.model.padding import right_padded
 
     tok = handle.tokenizer
     context_ids = tok(context)["input_ids"]
     option_ids = [tok(option, add_special_tokens=False)["input_ids"] for option in options]
-    rows = [context_ids + ids for ids in option_ids]
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
-    mask = torch.zeros_like(input_ids)
-    for i, r in enumerate(rows):  # right padding: positions 0..n-1 as in an unpadded run
-        input_ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
+    input_ids, mask = right_padded([context_ids + ids for ids in option_ids], tok.pad_token_id)
     logits = forward_logits(handle, {"input_ids": input_ids.to(handle.device), "attention_mask": mask.to(handle.device)},
                             plan).float()
     logprobs = torch.log_softmax(logits, dim=-1)
