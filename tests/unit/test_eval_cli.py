@@ -21,7 +21,7 @@ from lsn_explorer import cli
 from lsn_explorer.core.evals.grid import EvalSpec, EvalSpecError, build_rows, cell_specs, parse_grid, random_reference
 from lsn_explorer.core.evals.results import RowInfo
 from lsn_explorer.core.evals.tables import CSV_FIELDS
-from lsn_explorer.core.interventions.spec import parse_intervention
+from lsn_explorer.core.interventions.spec import InterventionError, parse_intervention
 from lsn_explorer.core.neurons.neuron_set import NeuronSet
 from lsn_explorer.jobs.locks import lane_path, try_lock
 from lsn_explorer.session.store import Session, now
@@ -183,10 +183,10 @@ def test_grid_rows_pin_sets_to_record_ids(tmp_path):
         assert rows[1].specs == (f"#{first}:{{lang}}=zero",)  # what a stored evaluation holds does not move
         pinned = build_rows([f"#{first}:values=mean"], session=session)[1]
         assert (pinned.key, pinned.specs, pinned.set_name) == (f"#{first}=mean", (f"#{first}:{{lang}}=mean",), f"#{first}")
-        with pytest.raises(EvalSpecError, match="no neuron set record #99") as info:
+        with pytest.raises(InterventionError, match="no neuron set record #99") as info:
             build_rows(["#99:values=zero"], session=session)
         assert "session show" in info.value.hint
-        with pytest.raises(EvalSpecError, match="none is open"):
+        with pytest.raises(InterventionError, match="none is open"):
             build_rows(["manual:values=zero"])
         intervened = build_rows(intervene=["manual:zh=zero + 3.17,5.200=x0.5"], session=session)[1]
         assert intervened == RowInfo("manual:zh=zero + 3.17,5.200=x0.5", "intervene",

@@ -118,6 +118,7 @@ def build_rows(grids: Sequence[str] = (), intervene: Sequence[str] = (), random_
     Raises:
         EvalSpecError / InterventionError: bad syntax, an unknown set, or random baselines without a grid.
     """
+    from lsn_explorer.core.interventions.resolve import pin_set, pin_spec
     from lsn_explorer.core.interventions.spec import InterventionError, parse_intervention
 
     if not 0 <= random_baseline <= 100:
@@ -126,7 +127,7 @@ def build_rows(grids: Sequence[str] = (), intervene: Sequence[str] = (), random_
     grid_rows = []
     for text in grids:
         set_name, lang, values, modifiers = parse_grid(text)
-        ref = _pin(set_name, session)
+        ref = pin_set(set_name, session)
         where = f"{ref}:{lang}" if lang else f"{ref}:{{lang}}"
         for value in values:
             key = f"{set_name}{':' + lang if lang else ''}={value}{modifiers}"
@@ -141,7 +142,7 @@ def build_rows(grids: Sequence[str] = (), intervene: Sequence[str] = (), random_
         parts = [part.strip() for part in text.split(" + ") if part.strip()]
         if not parts:
             raise EvalSpecError("an empty --intervene", "e.g. --intervene lape:zh=zero")
-        specs = tuple(_pin_spec(parse_intervention(part).spec, session) for part in parts)
+        specs = tuple(pin_spec(parse_intervention(part).spec, session) for part in parts)
         rows.append(RowInfo(" + ".join(parts), "intervene", specs))
     if random_baseline and not grid_rows:
         raise EvalSpecError("random baselines are matched to a grid's neuron set, and no --grid was given",
@@ -158,33 +159,6 @@ def random_reference(row: RowInfo, rows: Sequence[RowInfo]) -> str:
     """The pinned set (`#12`) a random row's neurons are matched to."""
     base = next(r for r in rows if r.key == row.base)
     return base.specs[0].split(":", 1)[0]
-
-
-def _pin(set_name: str, session: Session | None) -> str:
-    """`lape` → `#12`, the newest record of that name (a `#id` is checked and kept)."""
-    if session is None:
-        raise EvalSpecError(f"neuron set {set_name!r} lives in a session, and none is open", "pass --session")
-    sets = session.records("neuron_set")
-    if set_name.startswith("#"):
-        if not any(r.id == int(set_name[1:]) for r in sets):
-            raise EvalSpecError(f"session {session.name!r} has no neuron set record {set_name}",
-                                "see `lsn-explorer session show` for record ids")
-        return set_name
-    named = [r for r in sets if r.name == set_name]
-    if not named:
-        stored = sorted({r.name for r in sets})
-        raise EvalSpecError(f"session {session.name!r} has no neuron set {set_name!r}",
-                            f"stored sets: {', '.join(stored) or 'none yet (run `lsn-explorer identify` first)'}")
-    return f"#{named[-1].id}"
-
-
-def _pin_spec(spec: str, session: Session | None) -> str:
-    """A `--intervene` spec with its stored set (if any) pinned to a record id."""
-    left, _, right = spec.partition("=")
-    source, colon, lang = left.partition(":")
-    if re.match(r"^\d+\.\d+", source) or source.startswith("#"):
-        return spec
-    return f"{_pin(source, session)}{colon}{lang}={right}"
 
 
 def cell_specs(row: RowInfo, lang: str) -> list[str]:

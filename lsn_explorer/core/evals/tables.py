@@ -105,12 +105,9 @@ def heat_map(cells: list[Cell], rows: list[RowInfo], path: str | Path, *, title:
     Raises:
         LsnError: matplotlib is not installed.
     """
-    try:
-        import matplotlib
-    except ImportError as e:
-        raise LsnError("the heat map needs matplotlib", "pip install 'lsn-explorer[plot]'") from e
-    matplotlib.use("Agg")  # files only: never open a window, works without a display
-    import matplotlib.pyplot as plt
+    from lsn_explorer.core.plotting import pyplot
+
+    plt = pyplot()
 
     metric = cells[0].metric if cells else ""
     langs, cols, shown, goodness = _heat_grid(cells, rows)

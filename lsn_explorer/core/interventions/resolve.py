@@ -7,6 +7,7 @@ everything into an `EditPlan` for one model.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from lsn_explorer.core.interventions.apply import Edit, EditPlan
@@ -73,6 +74,38 @@ def _check_stored_set(iv: Intervention, session: Session, shape: tuple[int, int]
     if shape is not None and (data.get("n_layers"), data.get("d_ff")) != shape:
         raise InterventionError(f"neuron set {iv.source!r} was found on a {data.get('n_layers')}×{data.get('d_ff')} "
                                 f"model, this one is {shape[0]}×{shape[1]}", "identify neurons on this model first")
+
+
+def pin_set(name: str, session: Session | None) -> str:
+    """`lape` → `#12`, the newest record of that name (a `#id` is checked and kept).
+
+    Work that is stored and may be resumed or recomputed later (an evaluation's rows, cached
+    latent states) names its sets this way, so a set identified again under the same name does
+    not change what it meant.
+    """
+    if session is None:
+        raise InterventionError(f"neuron set {name!r} lives in a session, and none is open", "pass --session")
+    sets = session.records("neuron_set")
+    if name.startswith("#"):
+        if not any(r.id == int(name[1:]) for r in sets):
+            raise InterventionError(f"session {session.name!r} has no neuron set record {name}",
+                                    "see `lsn-explorer session show` for record ids")
+        return name
+    named = [r for r in sets if r.name == name]
+    if not named:
+        stored = sorted({r.name for r in sets})
+        raise InterventionError(f"session {session.name!r} has no neuron set {name!r}",
+                                f"stored sets: {', '.join(stored) or 'none yet (run `lsn-explorer identify` first)'}")
+    return f"#{named[-1].id}"
+
+
+def pin_spec(spec: str, session: Session | None) -> str:
+    """An intervention spec with its stored set (if any) pinned to a record id (see `pin_set`)."""
+    left, _, right = spec.partition("=")
+    source, colon, lang = left.partition(":")
+    if re.match(r"^\d+\.\d+", source) or source.startswith("#"):
+        return spec
+    return f"{pin_set(source, session)}{colon}{lang}={right}"
 
 
 def resolve(interventions: Sequence[Intervention], handle: ModelHandle, session: Session | None = None,

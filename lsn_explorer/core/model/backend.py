@@ -68,6 +68,28 @@ def read_last_token(handle: ModelHandle, inputs: dict[str, torch.Tensor]
     return tuple(torch.stack(saved[key], 1) for key in ("h", "r", "a"))  # type: ignore[return-value]
 
 
+def read_layer_states(handle: ModelHandle, inputs: dict[str, torch.Tensor],
+                      plan: EditPlan | None = None) -> torch.Tensor:
+    """Last-position states of every depth, with `plan`'s prompt-phase writes active.
+
+    Depth 0 is the input of the first decoder block (the embedding output, with whatever scaling
+    or position embedding the family adds), depth l the raw output of decoder layer l: the
+    residual stream, not the post-final-norm `hidden_states[-1]` of transformers (SCIENCE.md §8).
+    Rows must be left-padded; the writes of an `@last` intervention land on the final column.
+    Returns float32 CPU [batch, n_layers + 1, d_model].
+    """
+    model, arch = nnsight_model(handle), handle.arch
+    with torch.no_grad(), model.trace(dict(inputs)):
+        blocks = layer_modules(model, arch)
+        states = nnsight.save([blocks[0].input[:, -1].float().cpu()])
+        for layer in range(handle.n_layers):
+            for write in (plan.writes["prompt"].get(layer, []) if plan is not None else []):
+                apply_write(site_proxy(mlp_module(model, arch, layer), arch, write.site, handle.d_ff), write, None)
+            out = blocks[layer].output
+            states.append((out[0] if isinstance(out, tuple) else out)[:, -1].float().cpu())
+    return torch.stack(list(states), 1)
+
+
 def site_proxy(mlp: Any, arch: Architecture, site: Site, d_ff: int) -> Any:
     """The nnsight proxy of `site` inside one MLP envoy (read or write it in place).
 
