@@ -20,13 +20,16 @@ JSON_HELP = "machine-readable output"
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """--model, --4bit, --dtype, --device."""
+    """--model, --4bit, --dtype, --device, --trust-remote-code."""
     parser.add_argument("--model", default=None,
                         help="Hugging Face id or local checkpoint folder (default: the bundled demo model)")
     parser.add_argument("--4bit", dest="four_bit", action="store_true",
                         help="load in 4-bit NF4 (bitsandbytes, double quantisation, bf16 compute)")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16 (default auto)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run Python code that ships with the checkpoint (off by default: "
+                             "only for a checkpoint whose author you trust)")
 
 
 def add_session_args(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
@@ -60,7 +63,8 @@ def load(args: argparse.Namespace) -> Any:
     """The model named by --model / --4bit / --dtype / --device (default: the demo model)."""
     from lsn_explorer.core.model.loading import load_model
 
-    return load_model(args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device)
+    return load_model(args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device,
+                      trust_remote_code=args.trust_remote_code)
 
 
 def session_model(args: argparse.Namespace, session: Any) -> Any:
@@ -68,8 +72,20 @@ def session_model(args: argparse.Namespace, session: Any) -> Any:
     with --adapter loaded onto it when the command has that flag."""
     from lsn_explorer.core.model.session_model import load_session_model
 
+    refuse_remote_code(args)
     return load_session_model(session, args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device,
                               adapter=getattr(args, "adapter", None))
+
+
+def refuse_remote_code(args: argparse.Namespace) -> None:
+    """--trust-remote-code where the model is loaded by a path that cannot pass it on yet: an
+    error, rather than a flag that is silently dropped (the model then loads without the code)."""
+    from lsn_explorer.errors import LsnError
+
+    if getattr(args, "trust_remote_code", False):
+        raise LsnError(f"--trust-remote-code is not supported by `{args.command}` yet",
+                       "so far it is passed on by `model info`, `identify`, `demo` and `stats` "
+                       "without --detach; leave it out here")
 
 
 def open_session(args: argparse.Namespace, *, create: bool = True) -> Any:

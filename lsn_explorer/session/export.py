@@ -3,15 +3,40 @@
 Writes `records.json` (every record with payload and provenance), `records.csv` (one line per
 record), `neuron_sets/<name>.json|.csv` (lang, layer, index, score) and `stats/<lang>-<site>-<mode>.csv`
 (one row per neuron with every statistic).
+
+File names come from record names, which users type: every one goes through `file_stem`, and
+every path is checked to lie inside `out`, so no record name writes outside the export folder.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import re
 from pathlib import Path
 
-from lsn_explorer.session.store import Session
+from lsn_explorer.session.store import Session, SessionError
+
+_SAFE_STEM = re.compile(r"[^\W_][\w.-]{0,99}")
+
+
+def file_stem(name: str) -> str:
+    """`name` as a file name of its own: unchanged when it is plain (letters, digits, `_-.`, not
+    hidden), else its unsafe characters replaced by `_` and a short hash of the name appended, so
+    that two names that differ only there (`a/b`, `a_b`) still get two files."""
+    if _SAFE_STEM.fullmatch(name):
+        return name
+    plain = re.sub(r"[^\w.-]", "_", name).lstrip("._-")[:80]
+    return f"{plain or 'record'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def _inside(out: Path, path: Path) -> Path:
+    """`path`, refused unless it resolves inside `out` (a symlinked sub-folder could lead away)."""
+    if not path.resolve().is_relative_to(out.resolve()):
+        raise SessionError(f"export would write {path} outside {out}",
+                           "remove the link or file that leads out of the export folder")
+    return path
 
 
 def export_session(session: Session, out: str | Path) -> list[Path]:
@@ -19,7 +44,7 @@ def export_session(session: Session, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records = session.records()
-    written = [out / "records.json", out / "records.csv"]
+    written = [_inside(out, out / "records.json"), _inside(out, out / "records.csv")]
     written[0].write_text(json.dumps([r.__dict__ for r in records], ensure_ascii=False, indent=1), encoding="utf-8")
     with written[1].open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -32,7 +57,9 @@ def export_session(session: Session, out: str | Path) -> list[Path]:
         (out / "neuron_sets").mkdir(exist_ok=True)
     for name, record in latest_sets.items():
         data = record.payload["set"]
-        json_path, csv_path = out / "neuron_sets" / f"{name}.json", out / "neuron_sets" / f"{name}.csv"
+        stem = file_stem(name)
+        json_path = _inside(out, out / "neuron_sets" / f"{stem}.json")
+        csv_path = _inside(out, out / "neuron_sets" / f"{stem}.csv")
         json_path.write_text(json.dumps(data), encoding="utf-8")
         with csv_path.open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -49,7 +76,7 @@ def export_session(session: Session, out: str | Path) -> list[Path]:
         values = session.get_tensors(record.payload["artifact"])
         names = sorted(values)
         n_layers, d_ff = values[names[0]].shape
-        path = out / "stats" / f"{lang}-{site}-{mode}.csv"
+        path = _inside(out, out / "stats" / f"{file_stem(f'{lang}-{site}-{mode}')}.csv")
         columns = [values[n].reshape(-1).tolist() for n in names]
         with path.open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)

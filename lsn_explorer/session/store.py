@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import tempfile
 from dataclasses import dataclass
@@ -101,10 +102,26 @@ MIGRATIONS: tuple[str, ...] = (
 # What a job row's `state` may hold (the worker writes it; "interrupted" is derived, never stored).
 JOB_STATES = ("queued", "running", "finished", "failed", "cancelled")
 _JOB_COLUMNS = "id, kind, name, spec, state, created, started, ended, pid, progress, error"
+# A session name is one folder name: a letter or digit first (no ".", "..", hidden folders), then
+# letters, digits (any script), "_", "-" and "."; no separators, spaces or control characters.
+_NAME = re.compile(r"[^\W_][\w.-]{0,99}")
 
 
 class SessionError(LsnError):
     """A session folder, database or artifact that cannot be used as asked."""
+
+
+def validate_name(name: str) -> str:
+    """`name` when it can name a session folder (see `_NAME`), so that it never reaches outside
+    the session store.
+
+    Raises:
+        SessionError: an empty name, a path (`a/b`, `..`), a hidden name, spaces or control characters.
+    """
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        raise SessionError(f"invalid session name {name!r}",
+                           "use up to 100 letters, digits, -, _ and ., starting with a letter or digit")
+    return name
 
 
 def default_root() -> Path:
@@ -162,8 +179,7 @@ class Session(EvalTables):
             SessionError: bad name, missing session with create=False, a newer schema, or a
                 file that is not an SQLite database.
         """
-        if not name or "/" in name or name.startswith(".") or name != name.strip():
-            raise SessionError(f"invalid session name {name!r}", "use letters, digits, - and _")
+        validate_name(name)
         store = Path(root) if root is not None else default_root()
         if store.exists() and not store.is_dir():
             raise SessionError(f"the session store {store} is a file, not a folder",

@@ -156,6 +156,7 @@ def load_model(
     dtype: DType | str = "auto",
     four_bit: bool = False,
     device: str = "auto",
+    trust_remote_code: bool = False,
 ) -> ModelHandle:
     """Load a model by hub id or local path (the bundled demo model when `source` is None).
 
@@ -167,16 +168,20 @@ def load_model(
         dtype: "auto" picks bfloat16 on CUDA and float32 on CPU; or an explicit dtype name.
         four_bit: quantise to NF4 with double quantisation and bfloat16 compute (bitsandbytes).
         device: "auto" (CUDA when available), "cpu", or "cuda[:N]".
+        trust_remote_code: run Python code shipped with the checkpoint (its `auto_map`). Off
+            unless the user asks (`--trust-remote-code`); passed to transformers explicitly,
+            because its default (None) asks on the terminal and runs the code on a "y".
 
     Raises:
         ModelLoadError: missing path, folder without a checkpoint, hub id unreachable offline,
+            a checkpoint that needs its own code without `trust_remote_code`,
             4-bit without bitsandbytes, a checkpoint the libraries cannot read, or 4-bit on CPU
             for a model whose layer shapes bitsandbytes' CPU kernels cannot run.
         UnsupportedArchitecture: a model family without a row in the architecture table, or a
             head class that keeps the decoder blocks somewhere else.
     """
     location, label = _locate(source)
-    config = _load_config(location, label)
+    config = _load_config(location, label, trust_remote_code)
     arch = architecture_for(config)
     head = head_for(config)
 
@@ -190,14 +195,16 @@ def load_model(
         hf_logging.disable_progress_bar()
     device = resolve_device(device)
     torch_dtype = _torch_dtype(dtype, device)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if four_bit:
         kwargs["quantization_config"] = _nf4_config(torch)
         kwargs["device_map"] = {"": device}
     try:
         model = getattr(transformers, HEADS[head].auto_class).from_pretrained(location, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(location)
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
+        if _needs_remote_code(exc):
+            raise _remote_code_error(label) from None
         raise ModelLoadError(
             f"could not load {label}: {_first_line(exc)}",
             "check that the folder holds a complete Hugging Face checkpoint",
@@ -308,11 +315,11 @@ def _locate(source: str | os.PathLike[str] | None) -> tuple[str, str]:
     return text, text
 
 
-def _load_config(location: str, label: str) -> Any:
+def _load_config(location: str, label: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(location)
+        return AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
     except OSError as exc:
         if Path(location).exists():
             raise ModelLoadError(
@@ -328,6 +335,8 @@ def _load_config(location: str, label: str) -> Any:
             "or pass the path of a local checkpoint",
         ) from exc
     except ValueError as exc:
+        if _needs_remote_code(exc):
+            raise _remote_code_error(label) from None
         # Unknown model_type values surface from AutoConfig as ValueError.
         from lsn_explorer.core.model.architectures import supported_families
 
@@ -335,6 +344,19 @@ def _load_config(location: str, label: str) -> Any:
             f"{label} has a model type transformers does not know: {_first_line(exc)}",
             f"supported families: {supported_families()}",
         ) from exc
+
+
+def _needs_remote_code(exc: BaseException) -> bool:
+    # transformers' refusal (dynamic_module_utils.resolve_trust_remote_code) names the option.
+    return "trust_remote_code" in str(exc)
+
+
+def _remote_code_error(label: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"{label} needs Python code of its own to load (custom code in the checkpoint), "
+        "and running it was not allowed",
+        "read that code first; pass --trust-remote-code only for a checkpoint whose author you trust",
+    )
 
 
 def _torch_dtype(dtype: str, device: str) -> Any:
