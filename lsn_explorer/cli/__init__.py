@@ -1,11 +1,11 @@
 """The `lsn-explorer` command line: argument parsing and printing, no science.
 
 One module per command group (`model`, `demo`, `stats`, `identify`, `generate`, `ppl`, `score`,
-`eval`, `finetune`, `analyze`, `session`, `jobs`, `tui`); each registers its sub-parser and calls `core` functions, which compute and
-write the session's records. `common` holds the flags and helpers several commands share. Heavy
-libraries (torch, transformers, nnsight, textual) are imported inside the commands so `--help` is
-instant. An `LsnError` becomes `error: ...` / `hint: ...` on stderr and exit status 2, never a
-traceback.
+`eval`, `finetune`, `analyze`, `session`, `jobs`, `tui`); each registers its sub-parser and calls
+`core` functions, which compute and write the session's records. `common` holds the flags and
+helpers several commands share. Heavy libraries (torch, transformers, nnsight, textual) are
+imported inside the commands so `--help` is instant. An `LsnError` becomes `error: ...` /
+`hint: ...` on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from lsn_explorer.cli.common import print_error
 from lsn_explorer.errors import LsnError
 
 # The order of `lsn-explorer --help`: the workflow from a model to its neurons to interventions.
-COMMANDS = (model, demo, stats, identify, generate, ppl, score, evaluate, finetune, analyze, session, jobs, tui)
+COMMANDS = (model, demo, stats, identify, generate, ppl, score, evaluate, finetune, analyze, session, jobs,
+            tui)
 
 
 def build_parser() -> argparse.ArgumentParser:
