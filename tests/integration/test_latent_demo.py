@@ -132,3 +132,13 @@ def test_centroid_similarity_to_english_rises_then_falls_for_non_latin_scripts(d
         curve = result["results"]["none"]["en"][lang]
         peak = max(curve[1:-1])
         assert peak > curve[0] + 0.2 and peak > curve[-1] + 0.02, (lang, curve)
+
+
+def test_texts_from_flores_and_tatoeba_pairs(shared_data):
+    flores = load_texts(["ja", "hi"], shared_data / "flores200", lines=50)
+    english = (shared_data / "flores200" / "eng_Latn.devtest").read_text(encoding="utf-8").splitlines()
+    assert flores.lines["en"] == [line.strip() for line in english[:50]]
+    assert flores.pairs["ja"] == flores.pairs["hi"] == flores.lines["en"] and len(flores.lines["hi"]) == 50
+    tatoeba = load_texts(["ja"], shared_data / "tatoeba", lines=30)
+    pair = (shared_data / "tatoeba" / "tatoeba.jpn-eng.eng").read_text(encoding="utf-8").splitlines()
+    assert tatoeba.pairs["ja"] == [line.strip() for line in pair[:30]] and len(tatoeba.lines["ja"]) == 30
