@@ -1,5 +1,5 @@
-"""The app shell: tabs for the six flows plus background jobs and their results, the status line,
-the model lane and the command palette.
+"""The app shell: tabs for the six flows plus background jobs, their results and latent-space
+analyses, the status line, the model lane and the command palette.
 
 `create_app` builds the app (tests start it on the demo model with a temporary session root).
 All model work runs through `run_model_task`: one lane, one thread worker at a time, a plain
@@ -37,6 +37,7 @@ from lsn_explorer.tui.messages import (
     ResultsRequested,
     SessionChanged,
 )
+from lsn_explorer.tui.panels.analysis import AnalysisPanel
 from lsn_explorer.tui.panels.base import Panel
 from lsn_explorer.tui.panels.generate import GeneratePanel
 from lsn_explorer.tui.panels.history import HistoryPanel
@@ -61,6 +62,7 @@ TABS: tuple[tuple[str, str, str], ...] = (
     ("history", "History", "f7"),
     ("jobs", "Jobs", "f8"),
     ("results", "Results", "f9"),
+    ("analysis", "Analysis", "f10"),
 )
 
 
@@ -120,6 +122,8 @@ class LsnApp(App[None]):
                 yield Lazy(JobsPanel())
             with TabPane("Results", id="results"):
                 yield Lazy(ResultsPanel())
+            with TabPane("Analysis", id="analysis"):
+                yield Lazy(AnalysisPanel())
         yield Static(id="status")
         yield Footer()
 

@@ -30,12 +30,13 @@ neuron's activation (from its statistics); a number writes a constant; `x0.5` sc
 `all`, `prompt` (prompt pass only), `generated` (decoding steps only), `last` (the last prompt token).
 
 ## Keys
-F2–F9 tabs · Ctrl+G generate · Ctrl+R score · Esc cancels the running task · Ctrl+T compute / run method
+F2–F10 tabs · Ctrl+G generate · Ctrl+R score · Esc cancels the running task · Ctrl+T compute / run method
 (Languages, Neurons) · Ctrl+N / Ctrl+L add / delete an intervention row · R re-runs a History entry ·
 Ctrl+E evaluate in the background · Ctrl+F fine-tune the chosen neurons (masked LoRA) in the background ·
 Jobs: C cancel, R resume, L log, Enter results, a fine-tune's loss curve · an adapter picker in Generate and
-Score · Results: Enter shows an evaluation, P writes its PNG heat map · Ctrl+P command palette · Ctrl+Q quit
-(jobs keep running)
+Score · Results: Enter shows an evaluation, P writes its PNG heat map · Analysis (F10): Ctrl+T computes the
+latent states once, ←/→ or −/+ on the depth slider move the PCA and centroid-matrix layer, P writes the PNG ·
+Ctrl+P command palette · Ctrl+Q quit (jobs keep running)
 """
 
 
