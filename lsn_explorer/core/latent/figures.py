@@ -17,6 +17,11 @@ def _style(condition: str) -> str:
     return STYLES["random" if condition.startswith("random") else "iv" if condition.startswith("iv") else "none"]
 
 
+def _colour(result: dict[str, Any], lang: str) -> str:
+    """A language's colour: its place in the result's languages (English first), as in the app."""
+    return f"C{result['languages'].index(lang) % 10}"
+
+
 def _labels(result: dict[str, Any]) -> dict[str, str]:
     return {c["key"]: c["label"] for c in result["conditions"]}
 
@@ -38,10 +43,9 @@ def save_png(result: dict[str, Any], path: str | Path) -> Path:
 def _lines(ax: Any, result: dict[str, Any], curves: dict[str, dict[str, list[float]]], ylabel: str) -> None:
     """One line per (condition, language): colour by language, style by condition."""
     labels = _labels(result)
-    colours: dict[str, Any] = {}
     for condition, per_lang in curves.items():
         for lang, curve in per_lang.items():
-            colour = colours.setdefault(lang, f"C{len(colours) % 10}")
+            colour = _colour(result, lang)
             name = lang if condition == "none" else f"{lang} · {labels[condition]}"
             ax.plot(range(len(curve)), curve, _style(condition), color=colour, marker=".", label=name)
     ax.set_xlabel("depth (0 = embeddings, l = after layer l)")
@@ -73,9 +77,9 @@ def _pca(plt: Any, result: dict[str, Any]) -> Any:
     fig, axes = plt.subplots(1, len(conditions), figsize=(5 * len(conditions), 4.5), squeeze=False)
     for ax, condition in zip(axes[0], conditions):
         data = result["results"][condition]
-        for number, (lang, coords) in enumerate(data["coords"].items()):
+        for lang, coords in data["coords"].items():
             xs, ys = [c[0] for c in coords], [c[1] for c in coords]
-            ax.scatter(xs, ys, s=6, alpha=0.6, color=f"C{number % 10}", label=lang)
+            ax.scatter(xs, ys, s=6, alpha=0.6, color=_colour(result, lang), label=lang)
         first, second = data["explained"]
         ax.set_xlabel(f"PC1 ({100 * first:.1f} %)")
         ax.set_ylabel(f"PC2 ({100 * second:.1f} %)")
