@@ -130,4 +130,4 @@ def _read_layers(handle: ModelHandle, batch: torch.Tensor, site: Site) -> list[t
     from lsn_explorer.core.model.backend import read_sites
 
     layers = read_sites(handle, _inputs(handle, batch), sites=(site,))[site]
-    return [values.reshape(-1, handle.d_ff).float().cpu() for values in layers]
+    return [values.reshape(-1, handle.d_ff).float() for values in layers]  # stays on the model's device

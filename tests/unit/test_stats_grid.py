@@ -1,0 +1,98 @@
+"""The arithmetic histogram grid: bin indices agree with its own edges searched by
+torch.searchsorted, percentiles agree with exact torch.quantile, and format-1 accumulators (stored
+before the grid changed) still load, merge and finalize."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lsn_explorer.core.stats.accumulator import StatsAccumulator
+from lsn_explorer.core.stats.grid import EdgeGrid, HistogramGrid, StatsFormatError
+from lsn_explorer.core.vocab import PERCENTILES
+
+QS = torch.tensor([p / 100 for p in PERCENTILES])
+
+
+def silu_like(n: int, d_ff: int, seed: int) -> torch.Tensor:
+    """SiLU of Gaussian pre-activations with per-neuron means: a spike at −0.2785 and a pile at 0⁻."""
+    g = torch.Generator().manual_seed(seed)
+    pre = torch.randn(n, d_ff, generator=g) * 2 + torch.linspace(-6, 2, d_ff)
+    return torch.nn.functional.silu(pre)
+
+
+def rank_error(values: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
+    """How far (in quantile rank) each estimate [Q, d_ff] lies outside the ranks it could have."""
+    ordered = values.T.contiguous().sort(-1).values
+    n = ordered.shape[-1]
+    est = estimates.T.contiguous()
+    below = torch.searchsorted(ordered, est) / (n - 1)
+    above = torch.searchsorted(ordered, est, right=True) / (n - 1)
+    return torch.maximum(below - QS, QS - above).clamp(min=0)
+
+
+@pytest.mark.parametrize("data", ["silu", "gauss", "drift"])
+def test_index_equals_searching_the_grids_own_edges(data):
+    g = torch.Generator().manual_seed(1)
+    calib = silu_like(2048, 32, 0) if data == "silu" else torch.randn(2048, 32, generator=g)
+    values = {"silu": silu_like(5000, 32, 2), "gauss": torch.randn(5000, 32, generator=g),
+              "drift": 3 + 20 * torch.randn(5000, 32, generator=g)}[data]
+    grid = HistogramGrid.calibrate([calib])
+    edges = grid.edges(0)
+    assert edges.shape == (32, grid.bins - 1) and bool((edges[:, 1:] >= edges[:, :-1]).all())
+    searched = torch.searchsorted(edges, values.T.double().contiguous(), right=True).T
+    got = grid.index(0, values).long() - torch.arange(32) * grid.bins
+    assert bool(((got >= 0) & (got < grid.bins)).all())
+    # The index is computed in float32 and the edges in float64: a value within float32 rounding
+    # of an edge may fall on either side; everything else lands in the searched bin.
+    assert (got - searched).abs().max() <= 1
+    assert (got != searched).float().mean() < 1e-3
+
+
+@pytest.mark.parametrize("data", ["silu", "gauss"])
+def test_percentiles_within_a_fifth_of_a_rank_of_torch_quantile(data):
+    g = torch.Generator().manual_seed(3)
+    values = silu_like(30000, 48, 4) if data == "silu" else torch.randn(30000, 48, generator=g) * 0.1 + 1
+    acc = StatsAccumulator(HistogramGrid.calibrate([values[:2048]]))
+    for start in range(0, len(values), 512):
+        acc.update(0, values[start:start + 512])
+    acc.end_batch(len(values))
+    stats = acc.finalize()
+    est = torch.stack([stats[f"p{p}"][0] for p in PERCENTILES])
+    assert rank_error(values, est).max() <= 0.002
+    exact = torch.quantile(values, QS, dim=0)
+    assert torch.allclose(est, exact, atol=0.02 * float(values.std()))
+    above = (values > stats["p90"][0]).float().mean(0)
+    assert (stats["act90"][0] - above).abs().max() < 0.005
+
+
+def test_format_one_accumulators_still_load_merge_and_finalize():
+    g = torch.Generator().manual_seed(5)
+    values = torch.randn(4000, 8, generator=g)
+    edges = torch.quantile(values[:2048], torch.linspace(0, 1, 255), dim=0).T.contiguous()  # [8, 255]
+    parts = []
+    for half in (values[:2000], values[2000:]):
+        acc = StatsAccumulator(EdgeGrid(edges.unsqueeze(0)))
+        acc.update(0, half)
+        acc.end_batch(len(half))
+        state = acc.state()
+        assert "grid_edges" in state and "grid_format" not in state  # what wave-1 sessions hold
+        parts.append(StatsAccumulator.from_state(state))
+    parts[0].merge(parts[1])
+    hist = parts[0].hist[0]
+    expected = torch.stack([torch.bincount(torch.searchsorted(edges[n], values[:, n].contiguous(), right=True),
+                                           minlength=256) for n in range(8)])
+    assert torch.equal(hist.long(), expected)
+    stats = parts[0].finalize()
+    assert rank_error(values, torch.stack([stats[f"p{p}"][0] for p in PERCENTILES])).max() <= 0.01
+
+
+def test_grids_of_different_formats_do_not_merge_and_unknown_formats_are_named():
+    values = torch.randn(2048, 4)
+    new = StatsAccumulator(HistogramGrid.calibrate([values]))
+    old = StatsAccumulator(EdgeGrid(torch.linspace(-1, 1, 1023).expand(1, 4, -1).contiguous()))
+    with pytest.raises(StatsFormatError, match="cannot be merged"):
+        new.merge(old)
+    state = new.state() | {"grid_format": torch.tensor([9])}
+    with pytest.raises(StatsFormatError, match="format 9"):
+        StatsAccumulator.from_state(state)
