@@ -11,6 +11,7 @@ imported inside the commands so `--help` is instant. An `LsnError` becomes `erro
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 
@@ -64,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         error = describe_os_error(exc)
         print_error(error.message, error.hint)
+        return 2
+    except sqlite3.DatabaseError as exc:
+        # Session.open checks the header and schema; damage deeper in the file shows on first read.
+        print_error(f"a session database is damaged ({exc})",
+                    "see `lsn-explorer session check NAME`; restore the session folder from a copy")
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

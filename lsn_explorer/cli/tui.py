@@ -26,8 +26,11 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    from lsn_explorer.session.store import session_folder
     from lsn_explorer.tui.app import create_app
 
+    if args.session is not None:
+        session_folder(args.session, args.sessions_dir)  # a bad name or store fails here, not inside the app
     create_app(model=args.model, four_bit=args.four_bit, session=args.session, root=args.sessions_dir,
                corpus_dir=args.corpus).run()
     return 0

@@ -124,6 +124,24 @@ def validate_name(name: str) -> str:
     return name
 
 
+def session_folder(name: str, root: str | Path | None = None) -> Path:
+    """Where the session `name` lives under `root`, checked without creating or opening anything.
+
+    Raises:
+        SessionError: a bad name, a session store that is a file, or a session that is a file.
+    """
+    validate_name(name)
+    store = Path(root) if root is not None else default_root()
+    if store.exists() and not store.is_dir():
+        raise SessionError(f"the session store {store} is a file, not a folder",
+                           "pass --sessions-dir FOLDER (or set LSN_SESSIONS_DIR to a folder)")
+    folder = store / name
+    if folder.exists() and not folder.is_dir():
+        raise SessionError(f"session {name!r} is a file ({folder}), not a session folder",
+                           "move that file away, or use another session name")
+    return folder
+
+
 def default_root() -> Path:
     """`$LSN_SESSIONS_DIR`, else `./sessions`."""
     return Path(os.environ.get("LSN_SESSIONS_DIR") or "sessions")
@@ -179,15 +197,7 @@ class Session(EvalTables):
             SessionError: bad name, missing session with create=False, a newer schema, or a
                 file that is not an SQLite database.
         """
-        validate_name(name)
-        store = Path(root) if root is not None else default_root()
-        if store.exists() and not store.is_dir():
-            raise SessionError(f"the session store {store} is a file, not a folder",
-                               "pass --sessions-dir FOLDER (or set LSN_SESSIONS_DIR to a folder)")
-        folder = store / name
-        if folder.exists() and not folder.is_dir():
-            raise SessionError(f"session {name!r} is a file ({folder}), not a session folder",
-                               "move that file away, or use another session name")
+        folder = session_folder(name, root)
         db_path = folder / DB_NAME
         if not db_path.exists():
             if not create:
@@ -195,6 +205,11 @@ class Session(EvalTables):
                                    f"see `lsn-explorer session list`; a session starts with "
                                    f"`lsn-explorer stats --session {name} --langs ...`")
         else:
+            if not (os.access(folder, os.W_OK) and os.access(db_path, os.W_OK)):
+                # SQLite in WAL mode writes beside the database even to read it.
+                raise SessionError(f"session {name!r} is read-only ({folder})",
+                                   "make the folder and its session.sqlite writable, or copy the session "
+                                   "folder somewhere you may write and pass --sessions-dir")
             _check_version(db_path)
         try:
             folder.mkdir(parents=True, exist_ok=True)

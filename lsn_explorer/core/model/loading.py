@@ -187,6 +187,7 @@ def load_model(
 
     import torch
     import transformers
+    from safetensors import SafetensorError
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -202,7 +203,7 @@ def load_model(
     try:
         model = getattr(transformers, HEADS[head].auto_class).from_pretrained(location, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a truncated or garbled weights file
         if _needs_remote_code(exc):
             raise _remote_code_error(label) from None
         raise ModelLoadError(

@@ -21,6 +21,7 @@ from lsn_explorer.errors import TaskFileError
 TASKS: tuple[str, ...] = ("xnli", "xquad", "mkqa")
 HUB_PREFIX = "hf:"
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+NOT_UTF8_HINT = "benchmark files are UTF-8 text; convert it (iconv -t UTF-8) or check the path"
 _DETAIL_CHARS = 200  # a missing config lists every config the dataset has; keep the message one short line
 
 # task → (demo pattern under assets/tasks, real pattern under a benchmark data folder)
@@ -29,6 +30,19 @@ _PATTERNS: dict[str, tuple[str, str]] = {
     "xquad": ("xquad/xquad_demo.{code}.json", "xquad/xquad.{code}.json"),
     "mkqa": ("mkqa/mkqa_demo.jsonl", "mkqa/*.jsonl*"),
 }
+
+
+def read_utf8(path: Path, what: str) -> str:
+    """The text of a benchmark file, with a one-line error when it is not UTF-8 (a binary or
+    legacy-encoded file named by mistake).
+
+    Raises:
+        TaskFileError: the file's bytes are not UTF-8.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(f"{what} {path} is not UTF-8 text (byte {exc.start})", NOT_UTF8_HINT) from None
 
 
 def hub_dataset(data_dir: str | Path | None) -> str | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from lsn_explorer.core.data.languages import dataset_code
-from lsn_explorer.core.tasks.files import HubSource, load_hub_split
+from lsn_explorer.core.tasks.files import NOT_UTF8_HINT, HubSource, load_hub_split
 from lsn_explorer.errors import TaskFileError
 
 # Answer types without a short gold string; the official F1 skips them.
@@ -63,16 +63,20 @@ def load_mkqa(path: str | Path, lang: str) -> list[MkqaExample]:
     code = dataset_code("mkqa", lang)
     opener = gzip.open if path.suffix == ".gz" else open
     examples = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                examples.append(_example(json.loads(line), code, lineno))
-            except json.JSONDecodeError as exc:
-                raise TaskFileError(f"{path}:{lineno}: invalid JSON ({exc.msg})", "one JSON object per line") from exc
-            except (KeyError, TypeError, IndexError) as exc:
-                raise TaskFileError(f"{path}:{lineno}: missing {exc} for language {code}", _FIELDS) from exc
+    lineno = 0
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    examples.append(_example(json.loads(line), code, lineno))
+                except json.JSONDecodeError as exc:
+                    raise TaskFileError(f"{path}:{lineno}: invalid JSON ({exc.msg})", "one JSON object per line") from exc
+                except (KeyError, TypeError, IndexError) as exc:
+                    raise TaskFileError(f"{path}:{lineno}: missing {exc} for language {code}", _FIELDS) from exc
+    except UnicodeDecodeError:
+        raise TaskFileError(f"{path}:{lineno + 1}: not UTF-8 text", NOT_UTF8_HINT) from None
     return examples
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lsn_explorer.core.data.languages import dataset_code
-from lsn_explorer.core.tasks.files import HubSource, load_hub_split
+from lsn_explorer.core.tasks.files import HubSource, load_hub_split, read_utf8
 from lsn_explorer.errors import TaskFileError
 
 LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
@@ -43,7 +43,7 @@ def load_xnli(path: str | Path) -> list[XnliExample]:
     path = Path(path)
     if not path.is_file():
         raise TaskFileError(f"XNLI file {path} does not exist", "check the path")
-    rows = path.read_text(encoding="utf-8").splitlines()
+    rows = read_utf8(path, "XNLI file").splitlines()
     if not rows or tuple(rows[0].split("\t")) != HEADER:
         raise TaskFileError(
             f"{path}:1: header should be 'id<TAB>premise<TAB>hypothesis<TAB>label'",

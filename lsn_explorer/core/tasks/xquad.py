@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lsn_explorer.core.data.languages import dataset_code
-from lsn_explorer.core.tasks.files import HubSource, load_hub_split
+from lsn_explorer.core.tasks.files import HubSource, load_hub_split, read_utf8
 from lsn_explorer.errors import TaskFileError
 
 HUB_DATASET = "google/xquad"
@@ -53,7 +53,7 @@ def load_xquad(path: str | Path, *, check_spans: bool = True) -> list[XquadExamp
     if not path.is_file():
         raise TaskFileError(f"XQuAD file {path} does not exist", "check the path")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_utf8(path, "XQuAD file"))
     except json.JSONDecodeError as exc:
         raise TaskFileError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})", "check the file") from exc
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
