@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from lsn_explorer.cli.common import JSON_HELP, add_intervene_arg, add_model_args, add_session_args, lang_codes, open_session
+from lsn_explorer.cli.ranks import joined_ranks, leave, main_rank, ranked_session
 from lsn_explorer.errors import Cancelled, LsnError
 
 if TYPE_CHECKING:
@@ -60,39 +61,57 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from lsn_explorer.core.evals.grid import EvalSpec, build_rows
-    from lsn_explorer.core.evals.runner import check_eval, prepare_model, run_eval, stored_eval
+    from lsn_explorer.core.evals.runner import check_eval, prepare_model, run_eval
     from lsn_explorer.jobs.evals import refuse_if_running
 
     if not args.task:
         raise LsnError("`eval run` needs --task", "pass --task xnli | xquad | mkqa | ppl")
     if not args.langs:
         raise LsnError("`eval run` needs --langs", "e.g. --langs en,fr")
-    with open_session(args) as session:
-        rows = build_rows(args.grid or [], args.intervene or [], args.random_baseline, session)
-        spec = EvalSpec(task=args.task, langs=lang_codes(args.langs) or [], rows=[r.to_json() for r in rows],
-                        data_dir=args.data_dir, split=args.split, limit=args.limit, protocol=args.protocol,
-                        batch_size=args.batch_size, seed=args.seed, adapter=args.adapter)
-        samples = check_eval(session, spec)  # data, sets, statistics, adapter: before any model loads
-        if args.detach:
-            return _detach(args, session, spec)
-        evaluation = stored_eval(session, spec, args.name)
-        refuse_if_running(session, evaluation)
-        handle = prepare_model(session, evaluation, args.model, dtype=args.dtype, four_bit=args.four_bit,
-                               device=args.device)
-        cancel = threading.Event()
-        previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl+C: stop after this batch
-        try:
-            with _progress_bar(disable=args.json) as progress:
-                summary = run_eval(session, handle, evaluation, progress=progress, cancel=cancel, samples=samples)
-        except Cancelled:
-            done = sum(len(v) for v in session.stored_samples(evaluation.id).values())
-            raise LsnError(f"evaluation {evaluation.name!r} stopped; {done:,} scored samples are kept",
-                           f"continue it with the same command and --name {evaluation.name}") from None
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        print(summary, file=sys.stderr)
-        _print_table(session, session.eval_named(evaluation.name), args)
+    ranks = joined_ranks(args, "eval run", refuse={"--detach": args.detach})
+    try:
+        with ranked_session(args, ranks) as session:
+            rows = build_rows(args.grid or [], args.intervene or [], args.random_baseline, session)
+            spec = EvalSpec(task=args.task, langs=lang_codes(args.langs) or [], rows=[r.to_json() for r in rows],
+                            data_dir=args.data_dir, split=args.split, limit=args.limit, protocol=args.protocol,
+                            batch_size=args.batch_size, seed=args.seed, adapter=args.adapter)
+            samples = check_eval(session, spec)  # data, sets, statistics, adapter: before any model loads
+            if args.detach:
+                return _detach(args, session, spec)
+            evaluation = _stored_once(session, spec, args.name, ranks)
+            refuse_if_running(session, evaluation)
+            handle = prepare_model(session, evaluation, args.model, dtype=args.dtype, four_bit=args.four_bit,
+                                   device=args.device, record=main_rank(ranks))
+            cancel = threading.Event()
+            previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl+C: stop after this batch
+            try:
+                with _progress_bar(disable=args.json or not main_rank(ranks)) as progress:
+                    summary = run_eval(session, handle, evaluation, progress=progress, cancel=cancel,
+                                       samples=samples, ranks=ranks)
+            except Cancelled:
+                done = sum(len(v) for v in session.stored_samples(evaluation.id).values())
+                raise LsnError(f"evaluation {evaluation.name!r} stopped; {done:,} scored samples are kept",
+                               f"continue it with the same command and --name {evaluation.name}") from None
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            if main_rank(ranks):
+                print(summary, file=sys.stderr)
+                _print_table(session, session.eval_named(evaluation.name), args)
+    finally:
+        leave(ranks)
     return 0
+
+
+def _stored_once(session: Any, spec: Any, name: str | None, ranks: Any) -> Any:
+    """The evaluation to run: stored (or found) by rank 0 alone; the other ranks look it up."""
+    from lsn_explorer.core.evals.runner import stored_eval
+
+    if ranks is None:
+        return stored_eval(session, spec, name)
+    from lsn_explorer.core.distributed import broadcast_int
+
+    evaluation_id = broadcast_int(ranks, stored_eval(session, spec, name).id if ranks.main else 0)
+    return next(e for e in session.evals() if e.id == evaluation_id)
 
 
 def _detach(args: argparse.Namespace, session: Any, spec: Any) -> int:

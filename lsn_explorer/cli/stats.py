@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lsn_explorer.cli.common import add_model_args, add_session_args, lang_codes, load, open_session
+from lsn_explorer.cli.ranks import joined_ranks, leave, main_rank, ranked_session
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
@@ -95,12 +96,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
                              max_tokens=max_tokens, bins=args.bins)  # checked here, before the model loads
     if args.detach:
         return _detach(args, langs, max_tokens, shard_spec)
+    ranks = joined_ranks(args, "stats", refuse={"--shard": shard_spec is not None})
     handle = load(args)
     settings = settings.resolved(handle)
-    with open_session(args) as session, _progress_bar(disable=args.json) as progress:
-        summaries = compute_stats(session, handle, corpora, settings, shard=shard_spec, progress=progress,
-                                  warn=lambda m: print(f"warning: {m}", file=sys.stderr),
-                                  allow_mixed=args.allow_mixed)
+    try:
+        with ranked_session(args, ranks) as session, _progress_bar(disable=args.json or not main_rank(ranks)) as progress:
+            summaries = compute_stats(session, handle, corpora, settings, shard=shard_spec, progress=progress,
+                                      warn=lambda m: print(f"warning: {m}", file=sys.stderr),
+                                      allow_mixed=args.allow_mixed, ranks=ranks)
+    finally:
+        leave(ranks)
+    if not main_rank(ranks):
+        return 0
     if args.json:
         print(json.dumps(summaries))
     else:

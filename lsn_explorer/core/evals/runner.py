@@ -23,6 +23,7 @@ from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
+    from lsn_explorer.core.distributed import Ranks
     from lsn_explorer.core.interventions.apply import EditPlan
     from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.core.neurons.neuron_set import NeuronSet
@@ -91,20 +92,22 @@ def spec_of(evaluation: EvalRow) -> EvalSpec:
 
 
 def prepare_model(session: Session, evaluation: EvalRow, model: str | None = None, *, dtype: str = "auto",
-                  four_bit: bool = False, device: str = "auto") -> ModelHandle:
+                  four_bit: bool = False, device: str = "auto", record: bool = True) -> ModelHandle:
     """The model an evaluation runs on (`model`, else the session's, else the demo), with its
-    adapter loaded; the model's provenance is stored with the evaluation."""
+    adapter loaded; the model's provenance is stored with the evaluation (unless `record` is
+    False: the ranks of a torchrun run other than rank 0 write nothing)."""
     from lsn_explorer.core.model.session_model import load_session_model
 
     handle = load_session_model(session, model, dtype=dtype, four_bit=four_bit, device=device,
                                 adapter=spec_of(evaluation).adapter)
-    session.set_eval(evaluation.id, provenance={"model": handle.provenance()})
+    if record:
+        session.set_eval(evaluation.id, provenance={"model": handle.provenance()})
     return handle
 
 
 def run_eval(session: Session, handle: ModelHandle, evaluation: EvalRow, *, progress: Progress | None = None,
              cancel: Cancel | None = None, samples: dict[str, list[tuple[int, Any]]] | None = None,
-             on_batch: Callable[[str, str, int], None] | None = None) -> str:
+             on_batch: Callable[[str, str, int], None] | None = None, ranks: Ranks | None = None) -> str:
     """Score every cell of a stored evaluation that is not stored yet; returns a one-line summary.
 
     Args:
@@ -115,44 +118,78 @@ def run_eval(session: Session, handle: ModelHandle, evaluation: EvalRow, *, prog
         cancel: checked between batches; a set event raises `Cancelled` with every finished batch stored.
         samples: each language's samples from `check_eval` (loaded again when None).
         on_batch: called with (lang, row key, first sample) after each stored batch (tests use it).
+        ranks: a torchrun run: the missing batches are dealt out in rounds, one per rank; each
+            round's results go to rank 0, which stores them (the same batches, so the same numbers
+            as one process). Other ranks store nothing.
     """
-    from lsn_explorer.core.evals.scorers import score_batch
-
     spec = spec_of(evaluation)
     samples = samples if samples is not None else check_eval(session, spec)
     rows = spec.row_infos()
     done = session.stored_samples(evaluation.id)
     total = sum(len(samples[lang]) for lang in spec.langs) * len(rows)
     finished = sum(len(v) for v in done.values())
-    random_sets: dict[str, NeuronSet] = {}
-    scored = skipped = 0
+    units = []  # (lang, row, batch): fixed slices of the length order, the same in every run
     for lang in spec.langs:
         pairs = batch_order(spec.task, samples[lang])
         for row in rows:
-            stored = done.get((lang, row.key), set())
-            plan: EditPlan | None = None
             for start in range(0, len(pairs), spec.batch_size):
-                batch = pairs[start:start + spec.batch_size]
-                if all(sample in stored for sample, _ in batch):
-                    skipped += len(batch)
-                    continue
-                stop_if_cancelled(cancel, f"the evaluation {evaluation.name!r}")
-                if plan is None and row.kind != "none":
-                    plan = _plan(session, handle, spec, row, rows, lang, random_sets)
-                results = score_batch(handle, spec.task, lang, batch, plan, spec.protocol)
-                session.put_samples(evaluation.id, [dataclasses.asdict(dataclasses.replace(r, row=row.key))
-                                                    for r in results])
-                finished += len(batch)
-                scored += len(batch)
-                if progress is not None:
-                    progress(f"{lang} · {row.key}", finished, total)
-                if on_batch is not None:
-                    on_batch(lang, row.key, batch[0][0])
+                units.append((lang, row, pairs[start:start + spec.batch_size]))
+    todo = [u for u in units if not all(sample in done.get((u[0], u[1].key), set()) for sample, _ in u[2])]
+    skipped = sum(len(batch) for _, _, batch in units) - sum(len(batch) for _, _, batch in todo)
+    scorer = _CellScorer(session, handle, spec, rows)
+    world = ranks.world if ranks is not None else 1
+    for first in range(0, len(todo), world):
+        stop_if_cancelled(cancel, f"the evaluation {evaluation.name!r}")
+        round_ = todo[first:first + world]
+        mine = round_[ranks.rank] if ranks is not None and ranks.rank < len(round_) else None
+        results = [scorer.score(*round_[0])] if ranks is None else \
+            _exchange(ranks, scorer.score(*mine) if mine is not None else [])
+        if results is None:  # not rank 0: its share is delivered
+            continue
+        for (lang, row, batch), result in zip(round_, results):
+            session.put_samples(evaluation.id, result)
+            finished += len(batch)
+            if progress is not None:
+                progress(f"{lang} · {row.key}", finished, total)
+            if on_batch is not None:
+                on_batch(lang, row.key, batch[0][0])
+    scored = sum(len(batch) for _, _, batch in todo)
+    if ranks is not None and not ranks.main:
+        return ""
     from lsn_explorer.session.store import now
 
     session.set_eval(evaluation.id, finished=now())
     return (f"{evaluation.name}: {spec.task} × {len(spec.langs)} languages × {len(rows)} rows, "
             f"{scored:,} samples scored" + (f", {skipped:,} already stored" if skipped else ""))
+
+
+class _CellScorer:
+    """Scores one batch of one cell; each cell's edit plan is resolved once."""
+
+    def __init__(self, session: Session, handle: ModelHandle, spec: EvalSpec, rows: list[RowInfo]) -> None:
+        self.session, self.handle, self.spec, self.rows = session, handle, spec, rows
+        self.plans: dict[tuple[str, str], EditPlan | None] = {}
+        self.random_sets: dict[str, NeuronSet] = {}
+
+    def score(self, lang: str, row: RowInfo, batch: list[tuple[int, Any]]) -> list[dict[str, Any]]:
+        from lsn_explorer.core.evals.scorers import score_batch
+
+        if (lang, row.key) not in self.plans:
+            self.plans[(lang, row.key)] = None if row.kind == "none" else _plan(
+                self.session, self.handle, self.spec, row, self.rows, lang, self.random_sets)
+        results = score_batch(self.handle, self.spec.task, lang, batch, self.plans[(lang, row.key)],
+                              self.spec.protocol)
+        return [dataclasses.asdict(dataclasses.replace(r, row=row.key)) for r in results]
+
+
+def _exchange(ranks: Ranks, results: list[dict[str, Any]]) -> list[list[dict[str, Any]]] | None:
+    """Every rank's results of this round on rank 0, in rank order (JSON on the wire)."""
+    import json
+
+    from lsn_explorer.core.distributed import gather_bytes
+
+    gathered = gather_bytes(ranks, json.dumps(results).encode())
+    return None if gathered is None else [json.loads(chunk) for chunk in gathered]
 
 
 def batch_order(task: str, pairs: list[tuple[int, Any]]) -> list[tuple[int, Any]]:

@@ -28,6 +28,7 @@ from lsn_explorer.errors import CorpusError, LsnError, StatsMissing
 from lsn_explorer.session.provenance import file_sha256, provenance
 
 if TYPE_CHECKING:
+    from lsn_explorer.core.distributed import Ranks
     from lsn_explorer.core.model.loading import ModelHandle
     from lsn_explorer.session.store import Session
 
@@ -132,6 +133,7 @@ def compute_stats(
     cancel: Cancel | None = None,
     warn: Callable[[str], None] | None = None,
     allow_mixed: bool = False,
+    ranks: Ranks | None = None,
 ) -> list[dict[str, Any]]:
     """Collect statistics for each language in `corpora` (lang → text file) into `session`.
 
@@ -139,11 +141,17 @@ def compute_stats(
     record id. Languages finished before a failure or cancel stay stored. Statistics of another
     model, revision, dtype or quantisation than those already in the session are refused
     (`StatsMismatch`) unless `allow_mixed`; other sites and modes sit side by side.
+
+    With `ranks` (a torchrun run), each rank accumulates the batches of its shard; rank 0 merges
+    the ranks' accumulators in rank order — exactly what `merge_shards` does with shard records —
+    and alone writes the record, which is the single-process record (same key, same values).
     """
     settings = settings.resolved(handle)
     if not allow_mixed:
         check_same_model(session, handle)
     kind = "stats_shard" if shard else "stats"
+    if ranks is not None:
+        shard = None  # the ranks' shards are merged before anything is written
     summaries = []
     for lang, path in corpora.items():
         key = _run_key(handle, path, settings, shard)
@@ -163,13 +171,25 @@ def compute_stats(
         if shard is not None and shard[0] >= len(plan.batches):
             raise CorpusError(f"{lang}: shard {shard[0]}/{shard[1]} gets no batch ({len(plan.batches)} batches)",
                               "use fewer shards for this corpus")
+        if ranks is not None and ranks.world > len(plan.batches):  # every rank sees this: all stop alike
+            raise CorpusError(f"{lang}: {ranks.world} processes but only {len(plan.batches)} batches",
+                              "start fewer processes (--nproc-per-node), or use smaller --batch-size / --window")
+        own_shard = (ranks.rank, ranks.world) if ranks is not None else shard or (0, 1)
         acc = collect_stats(handle, plan, site=settings.site, mode=settings.mode,  # type: ignore[arg-type]
-                            shard=shard or (0, 1), bins=settings.bins, progress=progress, label=lang,
+                            shard=own_shard, bins=settings.bins, progress=progress, label=lang,
                             cancel=cancel)
+        if ranks is not None:
+            merged = _merge_ranks(ranks, acc)
+            if merged is None:  # not rank 0: its share is delivered, rank 0 records
+                summaries.append({"lang": lang, "tokens": acc.tokens, "skipped": False, "record": None})
+                continue
+            acc = merged
         corpus_spec = {"lang": lang, "file": str(path), "sha256": file_sha256(path), "tokens": plan.total_tokens}
         prov = provenance(model=handle.provenance(), corpus=corpus_spec, method=f"stats/{settings.mode}",
                           params=settings.to_json())
         payload: dict[str, Any] = {"lang": lang, "key": key, **settings.__dict__}
+        if ranks is not None:
+            payload["ranks"] = ranks.world
         if shard is not None:
             payload |= {"shard": list(shard), "tokens": acc.tokens, "batches": acc.batches,
                         "accumulator": session.put_tensors(acc.state())}
@@ -178,6 +198,19 @@ def compute_stats(
         record = session.add(kind, lang, payload, prov)
         summaries.append({"lang": lang, "tokens": acc.tokens, "skipped": False, "record": record.id})
     return summaries
+
+
+def _merge_ranks(ranks: Ranks, acc: StatsAccumulator) -> StatsAccumulator | None:
+    """Rank 0: every rank's accumulator merged in rank order; other ranks: None."""
+    from lsn_explorer.core.distributed import gather_tensors
+
+    states = gather_tensors(ranks, acc.state())
+    if states is None:
+        return None
+    merged = StatsAccumulator.from_state(states[0])
+    for state in states[1:]:
+        merged.merge(StatsAccumulator.from_state(state))
+    return merged
 
 
 def check_same_model(session: Session, handle: ModelHandle) -> None:
