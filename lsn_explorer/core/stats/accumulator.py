@@ -11,15 +11,20 @@ fraction above the language's own P90.
 Percentile accuracy (consistent mode): each neuron has its own fixed grid (stats/grid.py), set
 from a calibration sample (the language's first ≥ 2048 tokens, which every shard computes the same
 way) and found by arithmetic, not search: bins narrow logarithmically toward the neuron's densest
-value and toward 0, and three quarters of them are shared out in proportion to the sample, so
-bins stay narrow where values pile up (SiLU's minimum, −0.2785, and the tail toward 0); the grid
-reaches 10^5 IQRs beyond, so values the sample never showed still land in bins a few per cent of
-their distance from the centres wide (with 1024 bins). A percentile is interpolated linearly inside
-the bin holding its rank (outermost bins clipped to the neuron's exact min / max), so its rank error
-is at most the share of values in that bin. Tested against exact torch.quantile: on the demo
-model's zh corpus every P5…P95 estimate at sites g, s and a lies within ±0.2 percentile ranks
-(tests/unit/test_stats_grid.py); the demo corpus of every language within ±0.5
-(tests/integration/test_demo_science.py); a drifted distribution within ±0.5 (tests/unit/test_stats.py).
+value and toward 0, and half of them are shared out in proportion to the sample, so bins stay
+narrow where values pile up (SiLU's minimum, −0.2785, and the tail toward 0); the grid reaches
+10^4 IQRs beyond, so values the sample never showed still land in bins a few per cent of their
+distance from the centres wide (with 1024 bins). Values repeated in the sample (atoms) are counted
+exactly and kept as bins of zero width. A percentile is interpolated linearly inside the bin
+holding its rank (outermost bins clipped to the neuron's exact min / max), so its rank error is at
+most the share of values in that bin; a percentile on an atom is that value exactly.
+Measured against exact torch.quantile on the demo model's zh corpus (23,586 tokens, 6 × 768
+neurons): worst P5…P95 error over all neurons 0.15 percentile ranks at site s, 0.09 at g and a
+(format-1 grid: 0.18, 0.12, 0.09), act90 within 0.001. Tested: synthetic SiLU and Gaussian
+neurons within 0.2 ranks and atoms exact (tests/unit/test_stats_grid.py); the tiny model's values,
+ties included, and a distribution drifted from its calibration sample within ±0.5 ranks
+(tests/unit/test_stats.py); the demo corpus of every language within ±0.5
+(tests/integration/test_demo_science.py).
 
 Faithful mode (Mondal et al. code): statistics of g per batch of 4 × 512 tokens, quantiles by
 linear interpolation inside the batch, then averaged over batches. The accumulator keeps the
@@ -59,6 +64,9 @@ class StatsAccumulator:
         self.hist = torch.zeros((*shape, grid.bins), dtype=torch.int32, device=dev)
         # Exact matches of the grid's atoms (repeated values); also counted in `hist`.
         self.atom_hits = torch.zeros((*shape, grid.atoms.shape[-1]), dtype=torch.int64, device=dev)
+        # Atom slots in use per layer (NaN marks a free slot): layers without atoms skip the compares.
+        self._atom_rows = self.grid.atoms.permute(0, 2, 1).contiguous()  # [layer, slot, neuron]
+        self._atom_slots = [int((~self.grid.atoms[layer].isnan()).any(0).sum()) for layer in range(self.n_layers)]
         # Faithful mode: per-batch prob, mean and percentiles, summed over batches.
         self.batch_sums = torch.zeros((*shape, 2 + len(PERCENTILES)), dtype=torch.float64, device=dev)
         self._one = torch.ones(1, dtype=torch.int32, device=dev)
@@ -76,14 +84,14 @@ class StatsAccumulator:
         # Scaling by 2^20 and rounding are exact in float32; the integer sums then merge exactly.
         self.sum_fixed[layer] += torch.round(x * FIXED_POINT).sum(0, dtype=torch.int64)
         self.sumsq[layer] += x.square().sum(0).double()
-        low, high = torch.aminmax(x, dim=0)
-        torch.minimum(self.minimum[layer], low, out=self.minimum[layer])
-        torch.maximum(self.maximum[layer], high, out=self.maximum[layer])
+        # amin and amax apart: on CPU about 10× faster than aminmax or min(0) over this layout.
+        torch.minimum(self.minimum[layer], x.amin(0), out=self.minimum[layer])
+        torch.maximum(self.maximum[layer], x.amax(0), out=self.maximum[layer])
         # Counting straight into the int32 histogram avoids a dense [d_ff × bins] temporary per call.
         flat = self.grid.index(layer, x).reshape(-1)
         self.hist[layer].view(-1).index_add_(0, flat, self._one.expand(flat.numel()))
-        for a in range(self.atom_hits.shape[-1]):  # a few compares: far cheaper than one [T, d_ff, A] temporary
-            self.atom_hits[layer, :, a] += (x == self.grid.atoms[layer, :, a]).sum(0)
+        for a in range(self._atom_slots[layer]):  # slots fill from the first, so these are the used ones
+            self.atom_hits[layer, :, a] += (x == self._atom_rows[layer, a]).sum(0)
         if per_batch:
             stats = torch.cat([
                 (x > 0).float().mean(0, keepdim=True),

@@ -13,14 +13,19 @@ its calibration sample: c₁, the middle of the shortest interval holding 1/256 
 0. Between and around them a monotone map t(x) is logarithmic in the distance to the nearer
 centre — t = sign(x − c)·log₂(1 + |x − c|/w), with log₂ evaluated exactly as the float's bit
 pattern (piecewise linear between powers of two, the same on every device) — so bins get narrow
-toward both piles. The range of t that covers c ± 10⁵·IQR is cut into `CELLS` equal cells; a cell
-holds a whole number of equal-width bins (in t): a quarter of all bins are spread evenly over the
-cells, three quarters in proportion to the calibration sample's share in each cell. The bin of x
+toward both piles. The range of t that covers the centres ± 10⁴·IQR is cut into `CELLS` equal
+cells; a cell holds a whole number of equal-width bins (in t): half of all bins are spread evenly
+over the cells, half in proportion to the calibration sample's share in each cell. The bin of x
 is then `offset[cell] + ⌊fraction · bins_in[cell]⌋`: arithmetic only.
 
-Accuracy (stated in accumulator.py and tested in tests/unit/test_stats_grid.py): on the demo
-model's zh corpus, every P5…P95 estimate of every neuron at sites g, s and a lies within 0.2
-percentile ranks of the exact value (the format-1 grid: within 0.2 as well).
+Atoms. A value that repeats (the same token opening several windows; bf16 activations) is a pile
+of zero width: interpolating inside the bin that holds it would smear it over the bin and miss a
+percentile that falls on it by up to the pile's share of ranks. Up to `ATOMS` values per neuron
+that make up ≥ 0.5 % of the calibration sample are also counted by exact comparison, and at
+finalization each becomes a bin of zero width at its value (accumulator.py). Layers without
+such values skip the comparisons.
+
+Accuracy: see the module docstring of accumulator.py.
 """
 
 from __future__ import annotations
@@ -95,36 +100,43 @@ class HistogramGrid:
         if bins < cls.CELLS:
             raise LsnError(f"bins {bins} is too few for the histogram grid",
                            f"use --bins {cls.CELLS} or more (default 1024)")
-        params = [cls._centres(values.float()) for values in layers]
-        cells = [cls._allocate(p, values.float(), bins) for p, values in zip(params, layers)]
-        atoms = [cls._atoms(values.float()) for values in layers]
+        params, cells, atoms = [], [], []
+        for values in layers:
+            ordered = values.float().T.contiguous().sort(-1).values  # [d_ff, tokens], sorted once
+            params.append(cls._centres(ordered))
+            cells.append(cls._allocate(params[-1], ordered.T, bins))
+            atoms.append(cls._atoms(ordered))
         return cls(torch.stack(params), torch.stack(cells), torch.stack(atoms))
 
     @classmethod
-    def _atoms(cls, values: torch.Tensor) -> torch.Tensor:
+    def _atoms(cls, ordered: torch.Tensor) -> torch.Tensor:
         """Up to ATOMS most repeated values per neuron [d_ff, ATOMS], NaN where fewer repeat.
 
         Identical activations are common (the same token opening several windows, bf16 models):
         inside a bin, interpolation would smear such a pile over the bin's width, so a percentile
         falling on it could miss it by the pile's share of ranks. Counted exactly, it is found.
         """
-        ordered = values.T.contiguous().sort(-1).values  # [d_ff, tokens]
         n = ordered.shape[-1]
-        position = torch.arange(n, device=values.device).expand_as(ordered)
-        run_end = torch.searchsorted(ordered, ordered, right=True)  # one past the last equal value
+        least = max(2, math.ceil(cls.ATOM_SHARE * n))  # an atom repeats at least this often
+        if n < least or not bool((ordered[:, least - 1:] == ordered[:, :n - least + 1]).any()):
+            return ordered.new_full((ordered.shape[0], cls.ATOMS), math.nan)  # the usual float32 case
+        position = torch.arange(n, device=ordered.device).expand_as(ordered)
         first = torch.ones_like(ordered, dtype=torch.bool)
         first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        # A run starting at i ends where the next run starts: the least start after i.
+        later_start = torch.where(first, position, n)[:, 1:]
+        later_start = torch.cat([later_start, torch.full_like(later_start[:, :1], n)], -1)
+        run_end = later_start.flip(-1).cummin(-1).values.flip(-1)
         length = torch.where(first, run_end - position, 0)
         # Longest runs first, the lower value among equal lengths: the same choice on every device.
         top = (length * (n + 1) - position).topk(min(cls.ATOMS, n), -1).indices
         value, count = ordered.gather(-1, top), length.gather(-1, top)
-        atoms = torch.where(count >= max(2, math.ceil(cls.ATOM_SHARE * n)), value, math.nan)
+        atoms = torch.where(count >= least, value, math.nan)
         return torch.nn.functional.pad(atoms, (0, cls.ATOMS - atoms.shape[-1]), value=math.nan)
 
     @classmethod
-    def _centres(cls, values: torch.Tensor) -> torch.Tensor:
-        """params [d_ff, 6] of one layer from its calibration values [tokens, d_ff]."""
-        ordered = values.T.contiguous().sort(-1).values  # [d_ff, tokens]
+    def _centres(cls, ordered: torch.Tensor) -> torch.Tensor:
+        """params [d_ff, 6] of one layer from its sorted calibration values [d_ff, tokens]."""
         n = ordered.shape[-1]
         k = min(max(2, int(n * cls.DENSE_SHARE)), n - 1)
         widths = ordered[:, k:] - ordered[:, :-k]
@@ -210,7 +222,8 @@ class HistogramGrid:
 
 def _cell_position(values: torch.Tensor, p: torch.Tensor, cells: int) -> torch.Tensor:
     """Position on the cell axis of values [tokens, d_ff], clipped to [0, cells): float32."""
-    return _t(values, p).mul_(p[:, 4]).add_(p[:, 5]).clamp_(0, cells * (1 - 2**-20))
+    scale, shift = p.T[4:].contiguous()  # contiguous rows: broadcasting a strided column is ~10× slower
+    return _t(values, p).mul_(scale).add_(shift).clamp_(0, cells * (1 - 2**-20))
 
 
 def _side(x: torch.Tensor, centre: torch.Tensor, inv_width: torch.Tensor) -> torch.Tensor:
@@ -223,7 +236,7 @@ def _side(x: torch.Tensor, centre: torch.Tensor, inv_width: torch.Tensor) -> tor
 def _t(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """The monotone map of the module docstring: logarithmic toward the lower centre below their
     midpoint, toward the upper one above it. p: [d_ff, 6] params; x: [..., d_ff]."""
-    lo, hi, k_lo, k_hi = p[:, 0], p[:, 1], p[:, 2], p[:, 3]
+    lo, hi, k_lo, k_hi = p.T[:4].contiguous()
     mid = (lo + hi) / 2
     return _side(torch.minimum(x, mid), lo, k_lo).add_(_side(torch.maximum(x, mid), hi, k_hi))
 
