@@ -131,6 +131,12 @@ def render(result: dict[str, Any]) -> str:
             out.append(_curves(curves, labels, f"components for {100 * float(threshold):g} %", digits=0))
     elif analysis == "mknn":
         out.append(_curves(results, labels, f"mutual {result['k']}-NN alignment with en"))
+        ties = sorted({(d, lang) for per_lang in result["tied"].values() for lang, shares in per_lang.items()
+                       for d, share in enumerate(shares) if share > 0.5})
+        if ties:
+            where = ", ".join(f"{lang} at depth {d}" for d, lang in ties)
+            out.append(f"\nnote: most sentences have tied neighbours ({where}): there the score reflects "
+                       "the tie-break (lower line first), not the geometry")
     else:
         for measure in ("parallel", "nonparallel", "gap"):
             out.append(_curves({c: {lang: v[measure] for lang, v in data.items()} for c, data in results.items()},

@@ -155,3 +155,20 @@ def test_pair_similarity_matches_loops(seed):
         pair_similarity(torch.tensor(en[:1]), torch.tensor(l2[:1]))
     with pytest.raises(LsnError, match="differ in shape"):
         pair_similarity(torch.tensor(en), torch.tensor(l2[:7]))
+
+
+def test_tied_share_counts_rows_whose_neighbours_are_ambiguous():
+    from lsn_explorer.core.latent.measures import tied_share
+
+    distinct = torch.tensor(_rng(10).normal(size=(8, 4)))
+    assert tied_share(distinct, 3) == 0.0
+    same = torch.ones(6, 4, dtype=torch.float64)  # identical rows: every neighbour set is a tie-break
+    assert tied_share(same, 2) == 1.0
+    assert tied_share(same, 5) == 0.0  # k = n − 1: everyone else is a neighbour, nothing to choose
+    # Rows 0 and 1 have two equally close candidates at their k-th place; rows 2–5 do not.
+    x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [-1.0, 0.2], [-1.0, -0.2]], dtype=torch.float64)
+    brute = []
+    for i in range(6):
+        sims = sorted((float(x[i] @ x[j] / (x[i].norm() * x[j].norm())) for j in range(6) if j != i), reverse=True)
+        brute.append(sims[1] == sims[2])
+    assert tied_share(x, 2) == pytest.approx(sum(brute) / 6)

@@ -102,18 +102,19 @@ def gather(handle: ModelHandle, session: Session | None, texts: Texts, condition
     """Every (condition, language) state tensor, each from the session's cache when it is there.
     `progress(label, done, total)` counts sentences, labelled `condition · lang`."""
     planner = Planner(handle, session)
+    applied = {c.key: {lang: planner.applied(c, lang) for lang in texts.languages} for c in conditions}
+    # Every plan first (sets, statistics, random draws): a condition that cannot be resolved fails
+    # before any model work, not after the conditions before it were computed.
+    plans = {(c.key, lang): planner.plan(c, lang) for c in conditions for lang in texts.languages}
     own: dict[tuple[str, str], torch.Tensor] = {}
     english: dict[tuple[str, str], torch.Tensor] = {}
-    applied: dict[str, dict[str, list[str]]] = {}
     for condition in conditions:
-        applied[condition.key] = {}
         for lang in texts.languages:
-            applied[condition.key][lang] = planner.applied(condition, lang)
             todo = [(own, lang, texts.lines[lang], lang)]
             if lang != "en":
                 todo.append((english, lang, texts.pairs[lang], "en"))
             for target, slot, sentences, reader in todo:
-                plan, key = planner.plan(condition, reader)
+                plan, key = plans[(condition.key, reader)]
                 target[(condition.key, slot)] = cached_states(
                     session, handle, reader, sentences, plan, key, batch_size=batch_size, progress=progress,
                     label=f"{condition.key} · {reader}", cancel=cancel)
@@ -157,13 +158,18 @@ def analyse(states: LatentStates, analysis: str, *, layer: int | None = None, k:
             by_condition[condition.key] = {"coords": {lang: c.tolist() for lang, c in projection.coords.items()},
                                            "explained": list(projection.explained)}
         elif analysis == "cevr":
+            counts = {lang: [measures.components_for(s[:, d]) for d in range(states.depths)] for lang, s in own.items()}
             by_condition[condition.key] = {
-                lang: {f"{t:g}": [measures.components_for(s[:, d], [t])[0] for d in range(states.depths)]
-                       for t in measures.THRESHOLDS} for lang, s in own.items()}
+                lang: {f"{t:g}": [per_depth[i] for per_depth in counts[lang]] for i, t in enumerate(measures.THRESHOLDS)}
+                for lang in own}
         elif analysis == "mknn":
+            aligned = {lang: (states.english[(condition.key, lang)], own[lang]) for lang in l2s}
             by_condition[condition.key] = {
-                lang: [measures.mutual_knn(states.english[(condition.key, lang)][:, d], own[lang][:, d], k)
-                       for d in range(states.depths)] for lang in l2s}
+                lang: [measures.mutual_knn(en[:, d], l2[:, d], k) for d in range(states.depths)]
+                for lang, (en, l2) in aligned.items()}
+            result.setdefault("tied", {})[condition.key] = {
+                lang: [max(measures.tied_share(en[:, d], k), measures.tied_share(l2[:, d], k))
+                       for d in range(states.depths)] for lang, (en, l2) in aligned.items()}
         else:
             pairs = {lang: measures.pair_similarity(states.english[(condition.key, lang)], own[lang]) for lang in l2s}
             by_condition[condition.key] = {lang: {"parallel": p.parallel.tolist(), "nonparallel": p.nonparallel.tolist(),

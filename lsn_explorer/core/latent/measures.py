@@ -96,6 +96,20 @@ def mutual_knn(a: torch.Tensor, b: torch.Tensor, k: int) -> float:
     return float((neighbours(a, k) & neighbours(b, k)).sum(1).double().mean() / k)
 
 
+def tied_share(x: torch.Tensor, k: int) -> float:
+    """Share of rows whose k nearest neighbours are not unique: the k-th and (k+1)-th most
+    similar rows are exactly as similar (e.g. every sentence ends in the same token, so the states
+    of the embedding layer are identical). Where it is high, `mutual_knn` reflects the tie-break."""
+    mutual_knn_check(x.shape[0], k)
+    if k == x.shape[0] - 1:
+        return 0.0  # every other row is a neighbour: nothing to choose
+    unit = x.double() / x.double().norm(dim=1, keepdim=True).clamp(min=1e-30)
+    similarity = unit @ unit.T
+    similarity.fill_diagonal_(-torch.inf)
+    top = similarity.topk(k + 1, dim=1).values
+    return float((top[:, k - 1] == top[:, k]).double().mean())
+
+
 def mutual_knn_check(n: int, k: int) -> None:
     """k must leave room for the sentence itself: 1 ≤ k ≤ n − 1."""
     if not 1 <= k <= n - 1:
