@@ -14,6 +14,7 @@ from lsn_explorer.cli.common import (
     add_adapter_arg,
     add_intervene_arg,
     add_model_args,
+    add_placement_args,
     add_session_args,
     lang_codes,
     open_session,
@@ -34,6 +35,7 @@ def register(sub: Subparsers) -> None:
     parser.add_argument("analysis", choices=ANALYSES)
     add_session_args(parser)
     add_model_args(parser)
+    add_placement_args(parser)
     add_adapter_arg(parser)
     parser.add_argument("--langs", required=True, help="languages compared with English, e.g. en,ja,zh")
     parser.add_argument("--corpus", help="folder with parallel text: <lang>.txt, FLORES or Tatoeba files "

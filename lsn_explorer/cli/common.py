@@ -32,6 +32,33 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                              "only for a checkpoint whose author you trust)")
 
 
+def add_placement_args(parser: argparse.ArgumentParser) -> None:
+    """--device-map auto and --max-memory: one model spread over several GPUs (accelerate)."""
+    parser.add_argument("--device-map", choices=("auto",), default=None,
+                        help="auto: spread the layers over the visible GPUs (then CPU memory) for a model "
+                             "too big for one GPU")
+    parser.add_argument("--max-memory", default=None, metavar="DEV=AMOUNT,...",
+                        help="with --device-map: the most each device holds, e.g. 0=20GiB,1=20GiB,cpu=64GiB")
+
+
+def placement(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of --device-map / --max-memory for the model loaders (none when the
+    command has no such flags)."""
+    from lsn_explorer.core.model.loading import parse_max_memory
+
+    return {"device_map": getattr(args, "device_map", None),
+            "max_memory": parse_max_memory(getattr(args, "max_memory", None))}
+
+
+def refuse_placement(args: argparse.Namespace) -> None:
+    """--device-map / --max-memory with --detach: a job loads its model on one device so far."""
+    from lsn_explorer.errors import LsnError
+
+    if getattr(args, "device_map", None) or getattr(args, "max_memory", None):
+        raise LsnError("--device-map does not go with --detach yet: a job loads its model on one device",
+                       "run the command in the foreground (in tmux or with nohup), or leave out --device-map")
+
+
 def add_session_args(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
     """--session (`default` None: nothing is recorded unless given) and --sessions-dir."""
     parser.add_argument("--session", default=default,
@@ -64,7 +91,7 @@ def load(args: argparse.Namespace) -> Any:
     from lsn_explorer.core.model.loading import load_model
 
     return load_model(args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device,
-                      trust_remote_code=args.trust_remote_code)
+                      trust_remote_code=args.trust_remote_code, **placement(args))
 
 
 def session_model(args: argparse.Namespace, session: Any) -> Any:
@@ -74,7 +101,7 @@ def session_model(args: argparse.Namespace, session: Any) -> Any:
 
     refuse_remote_code(args)
     return load_session_model(session, args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device,
-                              adapter=getattr(args, "adapter", None))
+                              adapter=getattr(args, "adapter", None), **placement(args))
 
 
 def refuse_remote_code(args: argparse.Namespace) -> None:

@@ -12,7 +12,17 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from lsn_explorer.cli.common import JSON_HELP, add_intervene_arg, add_model_args, add_session_args, lang_codes, open_session
+from lsn_explorer.cli.common import (
+    JSON_HELP,
+    add_intervene_arg,
+    add_model_args,
+    add_placement_args,
+    add_session_args,
+    lang_codes,
+    open_session,
+    placement,
+    refuse_placement,
+)
 from lsn_explorer.cli.ranks import joined_ranks, leave, main_rank, ranked_session
 from lsn_explorer.errors import Cancelled, LsnError
 
@@ -27,6 +37,7 @@ def register(sub: Subparsers) -> None:
     parser = sub.add_parser("eval", help="full benchmark evaluations over an intervention grid (run, show)")
     parser.add_argument("action", choices=("run", "show"))
     add_model_args(parser)
+    add_placement_args(parser)
     add_session_args(parser)
     parser.add_argument("--task", help="xnli | xquad | mkqa | ppl")
     parser.add_argument("--langs", help="comma-separated language codes, e.g. en,fr,zh")
@@ -81,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
             evaluation = _stored_once(session, spec, args.name, ranks)
             refuse_if_running(session, evaluation)
             handle = prepare_model(session, evaluation, args.model, dtype=args.dtype, four_bit=args.four_bit,
-                                   device=args.device, record=main_rank(ranks))
+                                   device=args.device, record=main_rank(ranks), **placement(args))
             cancel = threading.Event()
             previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl+C: stop after this batch
             try:
@@ -117,6 +128,7 @@ def _stored_once(session: Any, spec: Any, name: str | None, ranks: Any) -> Any:
 def _detach(args: argparse.Namespace, session: Any, spec: Any) -> int:
     from lsn_explorer.jobs.evals import start_eval
 
+    refuse_placement(args)
     evaluation, job_id = start_eval(session, spec, args.name, workdir=os.getcwd(), model=args.model,
                                     four_bit=args.four_bit, dtype=args.dtype, device=args.device)
     name = evaluation.name

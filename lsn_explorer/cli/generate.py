@@ -12,6 +12,7 @@ from lsn_explorer.cli.common import (
     add_adapter_arg,
     add_intervene_arg,
     add_model_args,
+    add_placement_args,
     add_session_args,
     check_sources,
     check_syntax,
@@ -30,6 +31,7 @@ def register(sub: Subparsers) -> None:
     """Add `generate` to the command parser's sub-parsers."""
     gen = sub.add_parser("generate", help="continue a prompt, optionally side by side with interventions")
     add_model_args(gen)
+    add_placement_args(gen)
     add_session_args(gen, default=None)
     gen.add_argument("--prompt", required=True, help="text to continue")
     add_intervene_arg(gen)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsn_explorer.cli.common import add_model_args, add_session_args, lang_codes, load, open_session
+from lsn_explorer.cli.common import add_model_args, add_placement_args, add_session_args, lang_codes, load, open_session
 from lsn_explorer.core.neurons.methods import METHODS
 from lsn_explorer.errors import LsnError
 
@@ -25,6 +25,7 @@ def register(sub: Subparsers) -> None:
     ident = sub.add_parser("identify", help="find language-specific or transfer neurons")
     ident.add_argument("action", nargs="?", choices=("run", "show", "compare", "export", "import"), default="run")
     add_model_args(ident)
+    add_placement_args(ident)
     add_session_args(ident)
     ident.add_argument("--method", default="lape", help=" | ".join(METHODS))  # the registry's names
     ident.add_argument("--langs", help="comma-separated language codes")

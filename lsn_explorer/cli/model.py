@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from lsn_explorer.cli.common import JSON_HELP, add_model_args, load
+from lsn_explorer.cli.common import JSON_HELP, add_model_args, add_placement_args, load
 
 if TYPE_CHECKING:
     from lsn_explorer.cli.common import Subparsers
@@ -17,6 +17,7 @@ def register(sub: Subparsers) -> None:
     model = sub.add_parser("model", help="inspect a model").add_subparsers(dest="action", metavar="ACTION")
     info = model.add_parser("info", help="architecture, sizes and neuron sites of a model")
     add_model_args(info)
+    add_placement_args(info)
     info.add_argument("--json", action="store_true", help=JSON_HELP)
     info.set_defaults(func=cmd_model_info)
 

@@ -14,6 +14,7 @@ from lsn_explorer.cli.common import (
     add_adapter_arg,
     add_intervene_arg,
     add_model_args,
+    add_placement_args,
     add_session_args,
     check_sources,
     check_syntax,
@@ -36,6 +37,7 @@ def register(sub: Subparsers) -> None:
     """Add `ppl` to the command parser's sub-parsers."""
     ppl = sub.add_parser("ppl", help="held-out perplexity with and without interventions; PPXC matrix")
     add_model_args(ppl)
+    add_placement_args(ppl)
     add_session_args(ppl)
     ppl.add_argument("--langs", help="comma-separated language codes")
     add_intervene_arg(ppl)

@@ -12,6 +12,7 @@ from lsn_explorer.cli.common import (
     add_adapter_arg,
     add_intervene_arg,
     add_model_args,
+    add_placement_args,
     add_session_args,
     check_sources,
     check_syntax,
@@ -31,6 +32,7 @@ def register(sub: Subparsers) -> None:
     """Add `score` to the command parser's sub-parsers."""
     score = sub.add_parser("score", help="score one task sample (or a text) with and without interventions")
     add_model_args(score)
+    add_placement_args(score)
     add_session_args(score)
     score.add_argument("--task", choices=tuple(TASKS))  # the task registry's names
     score.add_argument("--lang", help="language code")

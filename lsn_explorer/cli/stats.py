@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from lsn_explorer.cli.common import add_model_args, add_session_args, lang_codes, load, open_session
+from lsn_explorer.cli.common import (
+    add_model_args,
+    add_placement_args,
+    add_session_args,
+    lang_codes,
+    load,
+    open_session,
+    refuse_placement,
+)
 from lsn_explorer.cli.ranks import joined_ranks, leave, main_rank, ranked_session
 from lsn_explorer.errors import LsnError
 
@@ -29,6 +37,7 @@ def register(sub: Subparsers) -> None:
     stats.add_argument("action", nargs="?", choices=("run", "merge"), default="run",
                        help="run (default) or merge shard results")
     add_model_args(stats)
+    add_placement_args(stats)
     add_session_args(stats)
     stats.add_argument("--langs", help="comma-separated language codes, e.g. en,zh,hi")
     stats.add_argument("--corpus", nargs="+",
@@ -126,6 +135,7 @@ def _detach(args: argparse.Namespace, langs: list[str], max_tokens: int | None,
     from lsn_explorer.jobs.control import launch
     from lsn_explorer.jobs.spec import StatsJob
 
+    refuse_placement(args)
     if shard_spec is not None:
         raise LsnError("--shard and --detach do not go together",
                        "a job covers whole corpora; run each --shard i/n as its own process, then `stats merge`")

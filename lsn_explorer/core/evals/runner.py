@@ -92,14 +92,15 @@ def spec_of(evaluation: EvalRow) -> EvalSpec:
 
 
 def prepare_model(session: Session, evaluation: EvalRow, model: str | None = None, *, dtype: str = "auto",
-                  four_bit: bool = False, device: str = "auto", record: bool = True) -> ModelHandle:
+                  four_bit: bool = False, device: str = "auto", record: bool = True,
+                  device_map: str | None = None, max_memory: dict[int | str, str] | None = None) -> ModelHandle:
     """The model an evaluation runs on (`model`, else the session's, else the demo), with its
     adapter loaded; the model's provenance is stored with the evaluation (unless `record` is
     False: the ranks of a torchrun run other than rank 0 write nothing)."""
     from lsn_explorer.core.model.session_model import load_session_model
 
     handle = load_session_model(session, model, dtype=dtype, four_bit=four_bit, device=device,
-                                adapter=spec_of(evaluation).adapter)
+                                adapter=spec_of(evaluation).adapter, device_map=device_map, max_memory=max_memory)
     if record:
         session.set_eval(evaluation.id, provenance={"model": handle.provenance()})
     return handle

@@ -157,6 +157,8 @@ def load_model(
     four_bit: bool = False,
     device: str = "auto",
     trust_remote_code: bool = False,
+    device_map: str | None = None,
+    max_memory: dict[int | str, str] | None = None,
 ) -> ModelHandle:
     """Load a model by hub id or local path (the bundled demo model when `source` is None).
 
@@ -168,6 +170,11 @@ def load_model(
         dtype: "auto" picks bfloat16 on CUDA and float32 on CPU; or an explicit dtype name.
         four_bit: quantise to NF4 with double quantisation and bfloat16 compute (bitsandbytes).
         device: "auto" (CUDA when available), "cpu", or "cuda[:N]".
+        device_map: "auto" spreads the layers over every visible GPU (then CPU memory) with
+            accelerate's big-model loading, for a model too big for one GPU; `device` must then be
+            "auto". Inputs go to the first layer's device; each intervention is written on the
+            device that holds its layer.
+        max_memory: with `device_map`, the most each device may hold ({0: "20GiB", "cpu": "64GiB"}).
         trust_remote_code: run Python code shipped with the checkpoint (its `auto_map`). Off
             unless the user asks (`--trust-remote-code`); passed to transformers explicitly,
             because its default (None) asks on the terminal and runs the code on a "y".
@@ -194,12 +201,21 @@ def load_model(
     if not sys.stderr.isatty():
         # Loading bars are for people watching a terminal; in logs and pipes they are noise.
         hf_logging.disable_progress_bar()
+    if device_map is not None and (device_map != "auto" or device != "auto"):
+        raise ModelLoadError(f"--device-map {device_map} with --device {device}",
+                             "use --device-map auto alone: accelerate places the layers on the visible devices")
+    if max_memory is not None and device_map is None:
+        raise ModelLoadError("--max-memory without --device-map", "add --device-map auto")
     device = resolve_device(device)
     torch_dtype = _torch_dtype(dtype, device)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if four_bit:
         kwargs["quantization_config"] = _nf4_config(torch)
         kwargs["device_map"] = {"": device}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+        if max_memory:
+            kwargs["max_memory"] = max_memory
     try:
         model = getattr(transformers, HEADS[head].auto_class).from_pretrained(location, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
@@ -213,7 +229,7 @@ def load_model(
     check_paths(model, arch)
     if four_bit and torch.device(device).type == "cpu":
         check_cpu_4bit_shapes(model, label)
-    if not four_bit:
+    if not four_bit and device_map is None:
         model.to(device)
     model.eval()
     # Decoder-only batches pad on the left (what nnsight and generation expect); a model without
@@ -241,6 +257,24 @@ def check_source(source: str | os.PathLike[str] | None) -> None:
         ModelLoadError: as `load_model` would for the same path.
     """
     _locate(source)
+
+
+MEMORY = re.compile(r"^\d+(\.\d+)?\s*(GiB|MiB|KiB|GB|MB|KB)$")
+
+
+def parse_max_memory(text: str | None) -> dict[int | str, str] | None:
+    """`0=20GiB,1=20GiB,cpu=64GiB` as accelerate's max_memory ({0: "20GiB", ..., "cpu": "64GiB"})."""
+    if not text:
+        return None
+    limits: dict[int | str, str] = {}
+    for part in text.split(","):
+        name, _, amount = part.strip().partition("=")
+        name = name.strip().lower()
+        if not (name.isdigit() or name == "cpu") or not MEMORY.match(amount.strip()):
+            raise ModelLoadError(f"bad --max-memory part {part.strip()!r}",
+                                 "write DEVICE=AMOUNT pairs, e.g. --max-memory 0=20GiB,1=20GiB,cpu=64GiB")
+        limits[int(name) if name.isdigit() else name] = amount.strip().replace(" ", "")
+    return limits
 
 
 def resolve_device(device: str) -> str:

@@ -28,13 +28,15 @@ def session_model_source(session: Session | None) -> tuple[str, bool] | None:
 
 
 def load_session_model(session: Session | None, source: str | None = None, dtype: str = "auto",
-                       four_bit: bool = False, device: str = "auto", adapter: str | None = None) -> ModelHandle:
+                       four_bit: bool = False, device: str = "auto", adapter: str | None = None,
+                       device_map: str | None = None, max_memory: dict[int | str, str] | None = None
+                       ) -> ModelHandle:
     """Load `source` when given, else the model the session's records were made with, else the demo.
 
     Args:
         session: the session whose records decide when `source` is None (None: no session).
         source: Hugging Face id or local checkpoint folder; None defers to the session.
-        dtype, device: as for `load_model`.
+        dtype, device, device_map, max_memory: as for `load_model`.
         four_bit: load in NF4; a session model recorded in NF4 is loaded in NF4 either way.
         adapter: a fine-tuned adapter of the session to load onto the model (checked before the
             model loads, so a typo fails at once).
@@ -53,7 +55,8 @@ def load_session_model(session: Session | None, source: str | None = None, dtype
     if recorded is not None:
         source, nf4 = recorded
         four_bit = four_bit or nf4
-    handle = load_model(source, dtype=dtype, four_bit=four_bit, device=device)
+    handle = load_model(source, dtype=dtype, four_bit=four_bit, device=device, device_map=device_map,
+                        max_memory=max_memory)
     if adapter is not None:
         assert session is not None  # checked above
         apply_adapter(handle, session, adapter)
