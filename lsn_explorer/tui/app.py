@@ -23,7 +23,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.lazy import Lazy
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Header, Static, TabbedContent, TabPane
 
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.hints import app_hint
@@ -49,6 +49,7 @@ from lsn_explorer.tui.panels.results import ResultsPanel
 from lsn_explorer.tui.panels.score import ScorePanel
 from lsn_explorer.tui.screens.model import ModelScreen
 from lsn_explorer.tui.screens.sessions import SessionScreen
+from lsn_explorer.tui.widgets.footer import KeyFooter
 from lsn_explorer.workbench.bench import Workbench
 
 PanelT = TypeVar("PanelT", bound=Panel)
@@ -125,7 +126,7 @@ class LsnApp(App[None]):
             with TabPane("Analysis", id="analysis"):
                 yield Lazy(AnalysisPanel())
         yield Static(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._show_status()

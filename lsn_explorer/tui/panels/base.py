@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, cast
 
 from textual.containers import Vertical
+from textual.widget import Widget
 
 from lsn_explorer.tui.host import PanelHost
 
@@ -74,6 +75,10 @@ class Panel(Vertical):
 
     def records_changed(self) -> None:
         """Records were added to the session."""
+
+    def in_front(self) -> bool:
+        """Whether this panel's tab is the one shown (its pane is hidden otherwise)."""
+        return all(node.display for node in self.ancestors_with_self if isinstance(node, Widget))
 
     def focus_default(self) -> None:
         if self.DEFAULT_FOCUS:

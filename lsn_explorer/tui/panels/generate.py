@@ -18,7 +18,9 @@ from lsn_explorer.tui.panels.base import Panel
 from lsn_explorer.tui.widgets.adapter_picker import AdapterPicker
 from lsn_explorer.workbench.bench import Workbench
 
-FLUSH_S = 0.05  # streamed text reaches the panes at most 20 times a second
+# Streamed text reaches the panes at most 10 times a second: each update lays out the screen again,
+# and at 20 a second those layouts left little time for keys (issue 17).
+FLUSH_S = 0.1
 
 
 class Pane(Vertical):
@@ -132,7 +134,7 @@ class GeneratePanel(Panel):
             # worker never blocks on the UI thread.
             return workbench.generate(prompt, **settings, cancel=cancel, on_token=self._pending.append)
 
-        self._pending: deque[TokenEvent] = deque()
+        self._pending = deque()
         if self.run_model_task("generating", call, self._finished):
             self._drain = self.set_interval(FLUSH_S, self._flush)
             baseline.reset("without interventions", _prompt_shown(prompt))
@@ -161,7 +163,12 @@ class GeneratePanel(Panel):
             raise LsnError("new tokens must be at least 1", "e.g. 32")
         return settings
 
-    def _flush(self) -> None:
+    def on_show(self) -> None:
+        self._flush()  # what streamed while another tab was in front
+
+    def _flush(self, *, hidden_too: bool = False) -> None:
+        if not (hidden_too or self.in_front()):
+            return  # tokens wait in the queue: a hidden pane's update would still lay out the screen
         texts = ["", ""]
         while self._pending:  # popleft is atomic: the worker may append meanwhile
             event = self._pending.popleft()
@@ -174,10 +181,10 @@ class GeneratePanel(Panel):
         if self._drain is not None:
             self._drain.stop()
             self._drain = None
-            self._flush()
+            self._flush(hidden_too=True)
 
     def _finished(self, generation: Generation) -> None:
-        self._flush()
+        self._flush(hidden_too=True)
         rows = generation.rows
         self.query_one("#pane-baseline", Pane).finish(rows[0], generation.cancelled)
         self.query_one("#pane-intervened", Pane).finish(rows[1] if len(rows) > 1 else None, generation.cancelled)

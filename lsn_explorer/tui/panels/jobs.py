@@ -12,7 +12,6 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widget import Widget
 from textual.widgets import DataTable, Label, Static
 
 from lsn_explorer.errors import LsnError
@@ -79,10 +78,6 @@ class JobsPanel(Panel):
     def poll(self) -> None:
         if self.host.workbench is not None and (self.in_front() or any(row.active for row in self.rows.values())):
             self.read()
-
-    def in_front(self) -> bool:
-        """Whether this tab is the one shown (its pane is hidden otherwise)."""
-        return all(node.display for node in self.ancestors_with_self if isinstance(node, Widget))
 
     def read(self, *, announce: bool = True) -> None:
         """Read the job rows; post `JobEnded` for each that was active and is not any more."""
