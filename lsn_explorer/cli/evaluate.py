@@ -22,6 +22,7 @@ from lsn_explorer.cli.common import (
     open_session,
     placement,
     refuse_placement,
+    refuse_remote_code,
 )
 from lsn_explorer.cli.ranks import joined_ranks, leave, main_rank, ranked_session
 from lsn_explorer.errors import Cancelled, LsnError
@@ -75,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     from lsn_explorer.core.evals.runner import check_eval, prepare_model, run_eval
     from lsn_explorer.jobs.evals import refuse_if_running
 
+    refuse_remote_code(args)  # neither the evaluation's loader nor its job passes it on yet
     if not args.task:
         raise LsnError("`eval run` needs --task", "pass --task xnli | xquad | mkqa | ppl")
     if not args.langs:

@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from lsn_explorer.cli.common import JSON_HELP, add_model_args, add_session_args, open_session
+from lsn_explorer.cli.common import JSON_HELP, add_model_args, add_session_args, open_session, refuse_remote_code
 from lsn_explorer.errors import LsnError
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ def spec_from_args(args: argparse.Namespace) -> FinetuneSpec:
 
 
 def _run(args: argparse.Namespace) -> int:
+    refuse_remote_code(args)  # the fine-tune's loader and its job do not pass it on yet
     from lsn_explorer.jobs.finetunes import check_finetune, pin_finetune
 
     spec = spec_from_args(args)  # settings checked before anything is read or loaded

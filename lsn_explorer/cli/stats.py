@@ -18,6 +18,7 @@ from lsn_explorer.cli.common import (
     load,
     open_session,
     refuse_placement,
+    refuse_remote_code,
 )
 from lsn_explorer.cli.ranks import joined_ranks, leave, main_rank, ranked_session
 from lsn_explorer.errors import LsnError
@@ -136,6 +137,7 @@ def _detach(args: argparse.Namespace, langs: list[str], max_tokens: int | None,
     from lsn_explorer.jobs.spec import StatsJob
 
     refuse_placement(args)
+    refuse_remote_code(args)  # a job does not pass it on yet
     if shard_spec is not None:
         raise LsnError("--shard and --detach do not go together",
                        "a job covers whole corpora; run each --shard i/n as its own process, then `stats merge`")

@@ -133,6 +133,19 @@ def test_a_command_that_cannot_pass_the_flag_on_refuses_it(capsys, tmp_path):
     assert code == 2 and err.startswith("error: --trust-remote-code is not supported by `generate` yet\nhint: ")
 
 
+@pytest.mark.parametrize("argv, command", [
+    (["stats", "--langs", "en", "--tokens", "100", "--detach"], "stats"),
+    (["eval", "run", "--task", "ppl", "--langs", "en"], "eval"),
+    (["finetune", "run", "--train-lang", "en", "--neurons", "lape:en"], "finetune"),
+])
+def test_commands_whose_loader_cannot_pass_the_flag_refuse_it(capsys, tmp_path, argv, command):
+    """A job's worker and the evaluation / fine-tune loaders do not carry the flag yet: refused
+    at once, not dropped (the worker would then fail asking for the flag the user gave)."""
+    code, _, err = run(capsys, *argv, "--trust-remote-code", "--session", "t", "--sessions-dir", tmp_path)
+    assert code == 2 and f"error: --trust-remote-code is not supported by `{command}` yet\nhint: " in err, err
+    assert not (tmp_path / "t").exists() or not list((tmp_path / "t").glob("jobs/*"))
+
+
 def test_no_source_turns_trust_remote_code_on_by_itself():
     for name in ("from_pretrained", "load_model"):
         for path, call in calls(name):
