@@ -142,3 +142,62 @@ def test_texts_from_flores_and_tatoeba_pairs(shared_data):
     tatoeba = load_texts(["ja"], shared_data / "tatoeba", lines=30)
     pair = (shared_data / "tatoeba" / "tatoeba.jpn-eng.eng").read_text(encoding="utf-8").splitlines()
     assert tatoeba.pairs["ja"] == [line.strip() for line in pair[:30]] and len(tatoeba.lines["ja"]) == 30
+
+
+def test_each_analysis_on_demo_states_matches_numpy_and_scikit_learn(demo):
+    """The analyses' numbers on real demo-model states, recomputed from the same states with
+    numpy and scikit-learn (no code shared with core/latent/measures.py)."""
+    import numpy as np
+
+    decomposition = pytest.importorskip("sklearn.decomposition")
+    neighbors = pytest.importorskip("sklearn.neighbors")
+    states = gather(demo, None, load_texts(["en", "ja", "zh"], lines=40), build_conditions([], False, None))
+    own = {lang: states.own[("none", lang)].double().numpy() for lang in ("en", "ja", "zh")}
+    depths = states.depths
+
+    def cos(a, b):
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    centroids = analyse(states, "centroids", layer=2)["results"]["none"]
+    for depth in range(depths):
+        reference = cos(own["en"][:, depth].mean(0), own["ja"][:, depth].mean(0))
+        assert centroids["en"]["ja"][depth] == pytest.approx(reference, abs=1e-9)
+    assert centroids["matrix"][1][2] == pytest.approx(cos(own["ja"][:, 2].mean(0), own["zh"][:, 2].mean(0)), abs=1e-9)
+
+    pca = analyse(states, "pca", layer=3)["results"]["none"]
+    pooled = np.concatenate([own[lang][:, 3] for lang in ("en", "ja", "zh")])
+    reference = decomposition.PCA(n_components=2, svd_solver="full").fit(pooled)
+    ours = np.concatenate([np.array(pca["coords"][lang]) for lang in ("en", "ja", "zh")])
+    theirs = reference.transform(pooled)
+    for axis in range(2):
+        sign = np.sign(ours[:, axis] @ theirs[:, axis])
+        np.testing.assert_allclose(ours[:, axis], sign * theirs[:, axis], atol=1e-6)
+    np.testing.assert_allclose(pca["explained"], reference.explained_variance_ratio_, atol=1e-9)
+
+    cevr = analyse(states, "cevr")["results"]["none"]
+    for depth in range(depths):
+        values = np.linalg.svd(own["zh"][:, depth], compute_uv=False)
+        share = np.cumsum(values**2) / np.sum(values**2)
+        for threshold in ("0.9", "0.95", "0.99"):
+            assert cevr["zh"][threshold][depth] == int(np.searchsorted(share, float(threshold) - 1e-12) + 1)
+
+    k = 5
+    result = analyse(states, "mknn", k=k)
+    en_ja = states.english[("none", "ja")].double().numpy()
+    for depth in range(1, depths):  # depth 0: every sentence ends in the same token, all tied
+        assert result["tied"]["none"]["ja"][depth] == 0.0
+        sets = []
+        for x in (en_ja[:, depth], own["ja"][:, depth]):
+            _, index = neighbors.NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(x).kneighbors(x)
+            sets.append([set(row[row != i][:k].tolist()) for i, row in enumerate(index)])
+        expected = np.mean([len(sets[0][i] & sets[1][i]) / k for i in range(len(en_ja))])
+        assert result["results"]["none"]["ja"][depth] == pytest.approx(expected, abs=1e-12)
+
+    parallel = analyse(states, "parallel")["results"]["none"]["zh"]
+    en_zh = states.english[("none", "zh")].double().numpy()
+    n = len(en_zh)
+    for depth in (1, depths - 1):
+        same = np.mean([cos(en_zh[i, depth], own["zh"][i, depth]) for i in range(n)])
+        other = np.mean([cos(en_zh[i, depth], own["zh"][j, depth]) for i in range(n) for j in range(n) if i != j])
+        assert parallel["parallel"][depth] == pytest.approx(same, abs=1e-9)
+        assert parallel["nonparallel"][depth] == pytest.approx(other, abs=1e-9)
