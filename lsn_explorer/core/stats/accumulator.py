@@ -44,6 +44,7 @@ __all__ = ["HistogramGrid", "StatsAccumulator", "STAT_NAMES", "histogram_quantil
 
 STAT_NAMES: tuple[str, ...] = ("prob", "mean") + tuple(f"p{p}" for p in PERCENTILES) + ("act90",)
 FIXED_POINT = 2.0**20  # sum of values kept as int64 multiples of 2^-20 so merges are exact
+CPU_BLOCK = 2**19  # values per block when counting on a CPU (see StatsAccumulator.update)
 
 
 class StatsAccumulator:
@@ -80,6 +81,20 @@ class StatsAccumulator:
         faithful per-batch statistics of this batch are added too.
         """
         x = values.reshape(-1, self.d_ff).to(self.device, torch.float32)
+        # On a CPU, rows in blocks of ~2^19 values: the dozens of temporaries of one block stay in
+        # cache (1.75× faster than a 2048 × 1024 batch at once). Counts and integer sums are the same.
+        rows = max(1, CPU_BLOCK // self.d_ff) if x.device.type == "cpu" else len(x)
+        for start in range(0, len(x), rows):
+            self._count(layer, x[start:start + rows])
+        if per_batch:
+            stats = torch.cat([
+                (x > 0).float().mean(0, keepdim=True),
+                x.mean(0, keepdim=True),
+                torch.quantile(x, self._quantiles, dim=0, interpolation="linear"),
+            ]).T
+            self.batch_sums[layer] += stats.double()
+
+    def _count(self, layer: int, x: torch.Tensor) -> None:
         self.positive[layer] += (x > 0).sum(0)
         # Scaling by 2^20 and rounding are exact in float32; the integer sums then merge exactly.
         self.sum_fixed[layer] += torch.round(x * FIXED_POINT).sum(0, dtype=torch.int64)
@@ -92,13 +107,6 @@ class StatsAccumulator:
         self.hist[layer].view(-1).index_add_(0, flat, self._one.expand(flat.numel()))
         for a in range(self._atom_slots[layer]):  # slots fill from the first, so these are the used ones
             self.atom_hits[layer, :, a] += (x == self._atom_rows[layer, a]).sum(0)
-        if per_batch:
-            stats = torch.cat([
-                (x > 0).float().mean(0, keepdim=True),
-                x.mean(0, keepdim=True),
-                torch.quantile(x, self._quantiles, dim=0, interpolation="linear"),
-            ]).T
-            self.batch_sums[layer] += stats.double()
 
     def end_batch(self, n_tokens: int) -> None:
         """Count the tokens of a batch whose layers have all been added."""
