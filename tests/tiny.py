@@ -116,3 +116,19 @@ def hook_reference(model, arch, inputs, d_ff):
         for h in handles:
             h.remove()
     return captured
+
+
+# Three short parallel languages for job and distributed runs on the tiny checkpoints.
+PARALLEL_LINES = {
+    "en": ["the cat sleeps in the sun.", "we walk to the river.", "a dog runs fast.", "rain falls at night."],
+    "fr": ["le chat dort au soleil.", "nous marchons au fleuve.", "un chien court vite.", "la pluie tombe."],
+    "es": ["el gato duerme al sol.", "vamos al rio.", "un perro corre.", "la lluvia cae de noche."],
+}
+
+
+def write_parallel_corpus(folder: Path, repeat: int = 8) -> Path:
+    """`<lang>.txt` files of PARALLEL_LINES, each line block repeated `repeat` times."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang, lines in PARALLEL_LINES.items():
+        (folder / f"{lang}.txt").write_text("\n".join(lines * repeat) + "\n", encoding="utf-8")
+    return folder

@@ -44,7 +44,7 @@ def add_placement_args(parser: argparse.ArgumentParser) -> None:
 def placement(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of --device-map / --max-memory for the model loaders (none when the
     command has no such flags)."""
-    from lsn_explorer.core.model.loading import parse_max_memory
+    from lsn_explorer.core.model.placement import parse_max_memory
 
     return {"device_map": getattr(args, "device_map", None),
             "max_memory": parse_max_memory(getattr(args, "max_memory", None))}

@@ -19,25 +19,17 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tiny import write_parallel_corpus
 
 from lsn_explorer.session.store import Session
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-LINES = {
-    "en": ["the cat sleeps in the sun.", "we walk to the river.", "a dog runs fast.", "rain falls at night."],
-    "fr": ["le chat dort au soleil.", "nous marchons au fleuve.", "un chien court vite.", "la pluie tombe."],
-    "es": ["el gato duerme al sol.", "vamos al rio.", "un perro corre.", "la lluvia cae de noche."],
-}
 ONE_THREAD = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture()
 def corpus(tmp_path):
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    for lang, lines in LINES.items():
-        (folder / f"{lang}.txt").write_text("\n".join(lines * 8) + "\n", encoding="utf-8")
-    return folder
+    return write_parallel_corpus(tmp_path / "corpus")
 
 
 def lsn(*argv, ranks=False, check=True):

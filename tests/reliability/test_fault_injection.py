@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny import write_parallel_corpus
 from workers import kill_active_jobs, reap_workers
 
 from lsn_explorer import cli
@@ -29,20 +30,10 @@ from lsn_explorer.core.neurons.neuron_set import NeuronSet
 from lsn_explorer.jobs import control
 from lsn_explorer.session.store import Session
 
-LINES = {
-    "en": ["the cat sleeps in the sun.", "we walk to the river.", "a dog runs fast.", "rain falls at night."],
-    "fr": ["le chat dort au soleil.", "nous marchons au fleuve.", "un chien court vite.", "la pluie tombe."],
-    "es": ["el gato duerme al sol.", "vamos al rio.", "un perro corre.", "la lluvia cae de noche."],
-}
-
 
 @pytest.fixture()
 def corpus(tmp_path):
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    for lang, lines in LINES.items():
-        (folder / f"{lang}.txt").write_text("\n".join(lines * 8) + "\n", encoding="utf-8")
-    return folder
+    return write_parallel_corpus(tmp_path / "corpus")
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,8 @@ from lsn_explorer.core.interventions.resolve import resolve
 from lsn_explorer.core.interventions.spec import parse_intervention
 from lsn_explorer.core.latent.states import text_states
 from lsn_explorer.core.model.backend import forward_logits
-from lsn_explorer.core.model.loading import ModelLoadError, load_model, parse_max_memory
+from lsn_explorer.core.model.loading import ModelLoadError, load_model
+from lsn_explorer.core.model.placement import parse_max_memory
 
 
 def test_parse_max_memory():

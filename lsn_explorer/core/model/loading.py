@@ -259,24 +259,6 @@ def check_source(source: str | os.PathLike[str] | None) -> None:
     _locate(source)
 
 
-MEMORY = re.compile(r"^\d+(\.\d+)?\s*(GiB|MiB|KiB|GB|MB|KB)$")
-
-
-def parse_max_memory(text: str | None) -> dict[int | str, str] | None:
-    """`0=20GiB,1=20GiB,cpu=64GiB` as accelerate's max_memory ({0: "20GiB", ..., "cpu": "64GiB"})."""
-    if not text:
-        return None
-    limits: dict[int | str, str] = {}
-    for part in text.split(","):
-        name, _, amount = part.strip().partition("=")
-        name = name.strip().lower()
-        if not (name.isdigit() or name == "cpu") or not MEMORY.match(amount.strip()):
-            raise ModelLoadError(f"bad --max-memory part {part.strip()!r}",
-                                 "write DEVICE=AMOUNT pairs, e.g. --max-memory 0=20GiB,1=20GiB,cpu=64GiB")
-        limits[int(name) if name.isdigit() else name] = amount.strip().replace(" ", "")
-    return limits
-
-
 def resolve_device(device: str) -> str:
     """`auto` → cuda when torch sees a GPU, else cpu; `cpu`, `cuda`, `cuda:N`, `mps` are checked
     against what this machine has, so a typo or a missing GPU is an error with a hint, not a
