@@ -49,7 +49,8 @@ def register(sub: Subparsers) -> None:
     stats.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     stats.add_argument("--tokens", type=token_cap, default=None,
                        help=f"cap on tokens per language, or `all` (default: all; {DEMO_TOKENS:,} on the demo model)")
-    stats.add_argument("--bins", type=int, default=1024, help="histogram bins per neuron (percentile resolution)")
+    stats.add_argument("--bins", type=int, default=1024,
+                       help="histogram bins per neuron (percentile resolution; 256 or more)")
     stats.add_argument("--shard", default=None, help="i/n: take every n-th batch starting at i")
     stats.add_argument("--allow-mixed", action="store_true",
                        help="store statistics of another model/precision beside those already in the session")

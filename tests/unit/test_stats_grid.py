@@ -144,3 +144,17 @@ def test_shards_with_atoms_merge_into_the_single_pass():
     assert int(whole.atom_hits[0, :, 0].sum()) == int((values == 0.56828).sum())
     for name, value in whole.finalize().items():
         assert torch.equal(merged.finalize()[name], value), name
+
+
+@pytest.mark.parametrize("bins", [256, 300, 511, 1024])
+def test_every_value_lands_in_its_own_neurons_bins_at_small_bin_counts(bins):
+    """Each cell keeps at least one bin (at 256 bins the sample-following half would otherwise
+    leave empty cells, and a value there indexed the next neuron's histogram or past its end)."""
+    g = torch.Generator().manual_seed(bins)
+    sample = torch.nn.functional.silu(torch.randn(2048, 8, generator=g) * 3)
+    grid = HistogramGrid.calibrate([sample], bins)
+    assert grid.bins == bins and int(grid.cells.min()) >= 1
+    probe = torch.cat([sample, torch.linspace(-1e6, 1e6, 4001).unsqueeze(1).expand(-1, 8)])
+    index = grid.index(0, probe).long()
+    neuron = torch.arange(8).expand_as(index)
+    assert bool(((index >= neuron * bins) & (index < (neuron + 1) * bins)).all())

@@ -164,7 +164,9 @@ class HistogramGrid:
         share = torch.zeros(cell.shape[0], cls.CELLS, dtype=torch.float64, device=values.device)
         share.scatter_add_(1, cell, torch.ones_like(cell, dtype=torch.float64))
         share /= cell.shape[-1]
-        even = int(bins * cls.EVEN_SHARE) // cls.CELLS
+        # At least one bin in every cell: a value landing in an empty cell would index the next
+        # cell's (or, in the last cell, a neuron's next) bins.
+        even = max(1, int(bins * cls.EVEN_SHARE) // cls.CELLS)
         extra = bins - even * cls.CELLS
         wanted = share * extra
         whole = wanted.floor()

@@ -21,7 +21,7 @@ from lsn_explorer.core.data.corpora import read_lines
 from lsn_explorer.core.model.loading import model_context
 from lsn_explorer.core.progress import Cancel, Progress
 from lsn_explorer.core.specs import Spec, one_of
-from lsn_explorer.core.stats.accumulator import StatsAccumulator
+from lsn_explorer.core.stats.accumulator import HistogramGrid, StatsAccumulator
 from lsn_explorer.core.stats.collect import FAITHFUL_BATCH, FAITHFUL_WINDOW, collect_stats, plan_batches
 from lsn_explorer.core.vocab import MODES, SITES, Mode
 from lsn_explorer.errors import CorpusError, LsnError, StatsMissing
@@ -91,7 +91,7 @@ class StatsSettings(Spec):
         # Checked at construction, before any model work: a bad value must not be silently
         # replaced by a default (a window of 0 used to become 512) or ignored (a negative cap).
         for name, value, low in (("window", self.window, 1), ("batch_size", self.batch_size, 1),
-                                 ("max_tokens", self.max_tokens, 1), ("bins", self.bins, 2)):
+                                 ("max_tokens", self.max_tokens, 1), ("bins", self.bins, HistogramGrid.CELLS)):
             if value is not None and (not isinstance(value, int) or value < low):
                 flag = {"max_tokens": "--tokens", "batch_size": "--batch-size"}.get(name, f"--{name}")
                 raise LsnError(f"{name} {value} is out of range: it must be a whole number ≥ {low}",
