@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
 import torch
 
@@ -132,9 +133,9 @@ def _wire(ranks: Ranks) -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-def _guarded(ranks: Ranks, exchange: object) -> None:
+def _guarded(ranks: Ranks, exchange: Callable[[], object]) -> None:
     try:
-        exchange()  # type: ignore[operator]
+        exchange()
     except (RuntimeError, OSError) as exc:  # DistBackendError is a RuntimeError
         raise RankFailed(f"another rank of this {ranks.world}-process run stopped ({_first_line(exc)}); "
                          "nothing of the unfinished work was recorded",

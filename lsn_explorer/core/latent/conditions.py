@@ -82,18 +82,25 @@ class Planner:
 
     def __init__(self, handle: ModelHandle, session: Session | None) -> None:
         self.handle, self.session = handle, session
+        self._sets: dict[str, NeuronSet] = {}  # stored sets by pinned source, read once
         self._drawn: dict[tuple[str, int], NeuronSet] = {}
+
+    def _set(self, source: str) -> NeuronSet:
+        from lsn_explorer.core.interventions.resolve import stored_set
+
+        if source not in self._sets:
+            self._sets[source] = stored_set(source, self.handle, self.session)
+        return self._sets[source]
 
     def applied(self, condition: Condition, lang: str) -> list[str]:
         """The specs of `condition` that act on `lang`'s text, with `{lang}` filled in."""
-        from lsn_explorer.core.interventions.resolve import stored_set
         from lsn_explorer.core.interventions.spec import parse_intervention
 
         chosen = []
         for spec in condition.specs:
             if LANG in spec:
                 source = spec.split(":", 1)[0]
-                if len(stored_set(source, self.handle, self.session).neurons.get(lang, ())) == 0:
+                if len(self._set(source).neurons.get(lang, ())) == 0:
                     continue  # this set has nothing for lang (English, for transfer neurons)
                 chosen.append(spec.replace(LANG, lang))
                 continue
@@ -105,7 +112,7 @@ class Planner:
     def plan(self, condition: Condition, lang: str) -> tuple[EditPlan | None, str]:
         """(edit plan, cache key) for `lang`'s text under `condition`; (None, "none") when nothing
         acts on that text, so it shares the un-intervened states."""
-        from lsn_explorer.core.interventions.resolve import resolve, stored_set
+        from lsn_explorer.core.interventions.resolve import resolve
         from lsn_explorer.core.interventions.spec import parse_intervention
         from lsn_explorer.core.neurons.baseline import random_baseline
 
@@ -113,14 +120,14 @@ class Planner:
         if not specs:
             return None, "none"
         interventions = [parse_intervention(spec) for spec in specs]
-        sets: dict[str, NeuronSet] = {}
+        stored = [iv.source for iv in interventions if iv.source != "list"]
+        sets = {source: self._set(source) for source in stored}
         key = " + ".join(specs)
         if condition.random_seed is not None:
-            for iv in interventions:
-                drawn = (iv.source, condition.random_seed)
+            for source in stored:
+                drawn = (source, condition.random_seed)
                 if drawn not in self._drawn:
-                    reference = stored_set(iv.source, self.handle, self.session)
-                    self._drawn[drawn] = random_baseline(reference, seed=condition.random_seed)
-                sets[iv.source] = self._drawn[drawn]
+                    self._drawn[drawn] = random_baseline(sets[source], seed=condition.random_seed)
+                sets[source] = self._drawn[drawn]
             key = f"random(seed={condition.random_seed}) {key}"
         return resolve(interventions, self.handle, self.session, sets), key
