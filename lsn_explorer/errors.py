@@ -21,8 +21,19 @@ class LsnError(Exception):
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): library
+    messages run to paragraphs, and an `LsnError` message is one line."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class ModelLoadError(LsnError):
     """The model source could not be turned into a loaded model."""
+
+
+class RemoteJobError(LsnError):
+    """A trace sent to NDIF (`--remote`) failed there, or on the way there or back."""
 
 
 class UnsupportedArchitecture(ModelLoadError):

@@ -40,6 +40,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 CPU_4BIT_ROWS = 32
 
 Head = Literal["lm", "classifier"]
+Remote = Literal["ndif", "local"]
 
 
 class HeadKind(NamedTuple):
@@ -68,6 +69,8 @@ class ModelHandle:
         dtype: torch dtype name of the weights / compute ("float32", "bfloat16", ...).
         quantization: "nf4" for 4-bit bitsandbytes, None for full precision.
         head: "lm" (next-token logits) or "classifier" (one logit per label, see `label_names`).
+        remote: None (runs here), "ndif" (the weights are on NDIF; `model` is the meta-device
+            module tree) or "local" (runs here through the serialization round trip NDIF makes).
     """
 
     model: Any
@@ -79,6 +82,7 @@ class ModelHandle:
     head: Head = "lm"
     traced: Any = field(default=None, repr=False)  # the backend's nnsight wrapper, built on first use
     adapter: str | None = None  # the session adapter loaded onto the model (core/model/adapters.py)
+    remote: Remote | None = None  # see core/model/remote.py
 
     @property
     def n_layers(self) -> int:
@@ -90,6 +94,11 @@ class ModelHandle:
 
     @property
     def device(self) -> Any:
+        """Where inputs go: the model's first device; the CPU for NDIF, which moves them itself."""
+        if self.remote == "ndif":
+            import torch
+
+            return torch.device("cpu")
         return next(self.model.parameters()).device
 
     @property
@@ -128,6 +137,8 @@ class ModelHandle:
             info["revision"] = getattr(self.model.config, "_commit_hash", None)
         if self.adapter is not None:
             info["adapter"] = self.adapter
+        if self.remote == "ndif":  # the weights NDIF holds: its revision and precision, not ours
+            info["remote"] = "ndif"
         return info
 
     def describe(self) -> dict[str, Any]:
@@ -188,7 +199,7 @@ def load_model(
             head class that keeps the decoder blocks somewhere else.
     """
     location, label = _locate(source)
-    config = _load_config(location, label, trust_remote_code)
+    config = load_config(location, label, trust_remote_code)
     arch = architecture_for(config)
     head = head_for(config)
 
@@ -197,6 +208,8 @@ def load_model(
     from safetensors import SafetensorError
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
+
+    from lsn_explorer.core.model.placement import resolve_device
 
     if not sys.stderr.isatty():
         # Loading bars are for people watching a terminal; in logs and pipes they are noise.
@@ -259,32 +272,6 @@ def check_source(source: str | os.PathLike[str] | None) -> None:
     _locate(source)
 
 
-def resolve_device(device: str) -> str:
-    """`auto` → cuda when torch sees a GPU, else cpu; `cpu`, `cuda`, `cuda:N`, `mps` are checked
-    against what this machine has, so a typo or a missing GPU is an error with a hint, not a
-    RuntimeError from deep inside torch."""
-    import torch
-
-    text = str(device).strip().lower()
-    if text == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    match = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", text)
-    if match is None or (match.group(1) != "cuda" and match.group(2) is not None):
-        raise ModelLoadError(f"unknown device {device!r}", "use auto, cpu, cuda or cuda:N")
-    kind, index = match.group(1), match.group(2)
-    if kind == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ModelLoadError(f"device {device!r} asked for, but torch sees no CUDA GPU here",
-                                 "use --device cpu (or auto); on a GPU box check CUDA_VISIBLE_DEVICES")
-        if index is not None and int(index) >= count:
-            raise ModelLoadError(f"device {device!r} does not exist: torch sees {count} GPU(s)",
-                                 f"use cuda:0 … cuda:{count - 1}")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise ModelLoadError(f"device {device!r} asked for, but this machine has no Apple GPU", "use --device cpu")
-    return text
-
-
 def model_context(handle: ModelHandle) -> int | None:
     """The longest sequence the model was built for (None when the config does not say)."""
     config = handle.model.config
@@ -332,7 +319,8 @@ def _locate(source: str | os.PathLike[str] | None) -> tuple[str, str]:
     return text, text
 
 
-def _load_config(location: str, label: str, trust_remote_code: bool = False) -> Any:
+def load_config(location: str, label: str, trust_remote_code: bool = False) -> Any:
+    """The config of a checkpoint folder or hub id, or a `ModelLoadError` saying why not."""
     from transformers import AutoConfig
 
     try:
