@@ -157,8 +157,10 @@ def generate(
         rows: one EditPlan per row (None = no intervention).
         labels: display names of the rows (default "baseline" / the interventions' labels).
         max_new_tokens, temperature, seed: decoding settings, shared by every row.
-        on_token: called with each row's new text after every step (from this thread).
-        cancel: when set, generation stops after the current step (`cancelled` is then True).
+        on_token: called with each row's new text after every step (from this thread); for a
+            remote model all steps come at the end, since nothing streams back from NDIF.
+        cancel: when set, generation stops after the current step (`cancelled` is then True);
+            a remote generation cannot be stopped from here.
     """
     import torch
     from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
@@ -190,10 +192,15 @@ def generate(
             return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
     processors = LogitsProcessorList([SeededSampler(temperature, seed)] if temperature > 0 else [])
+    # A streamer and a stopping criterion are callbacks into this process; on NDIF they would run
+    # on the server, where neither the text nor the cancel event is.
+    local = {} if handle.remote else {"stopping_criteria": StoppingCriteriaList([_Cancel()]),
+                                      "streamer": _RowStreamer(len(rows), emit)}
     ids = generate_rows(handle, dict(inputs), list(rows), max_new_tokens=max_new_tokens, do_sample=False,
-                        pad_token_id=tok.pad_token_id, logits_processor=processors,
-                        stopping_criteria=StoppingCriteriaList([_Cancel()]),
-                        streamer=_RowStreamer(len(rows), emit))
+                        pad_token_id=tok.pad_token_id, logits_processor=processors, **local)
+    if handle.remote:  # the same per-step text a streamer would have given, now that the tokens are here
+        for step in range(n_prompt, ids.shape[1]):
+            emit(step - n_prompt, ids[:, step].tolist())
     for row in range(len(rows)):
         rest = decoder.flush(row)
         if rest and on_token is not None:
