@@ -59,6 +59,38 @@ def refuse_placement(args: argparse.Namespace) -> None:
                        "run the command in the foreground (in tmux or with nohup), or leave out --device-map")
 
 
+def add_remote_args(parser: argparse.ArgumentParser) -> None:
+    """--remote [ndif|local]: run the model's traces on NDIF, or the same round trip here (dry run)."""
+    parser.add_argument("--remote", nargs="?", const="ndif", choices=("ndif", "local"), default=None,
+                        help="run the model on NDIF (needs NDIF_API_KEY and a Hugging Face model id); "
+                             "`--remote local`: a dry run here that sends each job through the same "
+                             "serialization round trip, to prove it would go through (default: off)")
+
+
+def refuse_remote(args: argparse.Namespace, *, session_decides: bool = False) -> None:
+    """What --remote cannot go with, refused before any work: --detach, torchrun, the loading options
+    of `check_remote`, and for NDIF a --model that is not a hub id. `session_decides`: without
+    --model the session's model is used (checked when it is known)."""
+    from lsn_explorer.core.distributed import from_environment
+    from lsn_explorer.core.model.remote import check_hub_id, check_remote
+    from lsn_explorer.errors import LsnError
+
+    remote = getattr(args, "remote", None)
+    if remote is None:
+        return
+    if getattr(args, "detach", False):
+        raise LsnError("--remote does not go with --detach: a remote run waits for NDIF in the foreground",
+                       "run the command in the foreground (in tmux or with nohup)")
+    if from_environment() is not None:
+        raise LsnError("--remote does not go with torchrun: NDIF runs the model on its own GPUs",
+                       "start the command once, without torchrun")
+    check_remote(remote, four_bit=args.four_bit, dtype=args.dtype, device=args.device,
+                 device_map=getattr(args, "device_map", None), max_memory=getattr(args, "max_memory", None),
+                 adapter=getattr(args, "adapter", None), trust_remote_code=args.trust_remote_code)
+    if remote == "ndif" and (args.model is not None or not session_decides):
+        check_hub_id(args.model)
+
+
 def add_session_args(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
     """--session (`default` None: nothing is recorded unless given) and --sessions-dir."""
     parser.add_argument("--session", default=default,
@@ -87,9 +119,14 @@ def lang_codes(text: str | None) -> list[str] | None:
 
 
 def load(args: argparse.Namespace) -> Any:
-    """The model named by --model / --4bit / --dtype / --device (default: the demo model)."""
+    """The model named by --model / --4bit / --dtype / --device (default: the demo model), remote
+    when the command has --remote and it was given."""
     from lsn_explorer.core.model.loading import load_model
+    from lsn_explorer.core.model.remote import load_remote
 
+    if getattr(args, "remote", None) is not None:
+        return load_remote(args.model, args.remote, dtype=args.dtype, device=args.device, four_bit=args.four_bit,
+                           trust_remote_code=args.trust_remote_code)
     return load_model(args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device,
                       trust_remote_code=args.trust_remote_code, **placement(args))
 
@@ -101,7 +138,8 @@ def session_model(args: argparse.Namespace, session: Any) -> Any:
 
     refuse_remote_code(args)
     return load_session_model(session, args.model, dtype=args.dtype, four_bit=args.four_bit, device=args.device,
-                              adapter=getattr(args, "adapter", None), **placement(args))
+                              adapter=getattr(args, "adapter", None), remote=getattr(args, "remote", None),
+                              **placement(args))
 
 
 def refuse_remote_code(args: argparse.Namespace) -> None:

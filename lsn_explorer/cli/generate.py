@@ -13,11 +13,13 @@ from lsn_explorer.cli.common import (
     add_intervene_arg,
     add_model_args,
     add_placement_args,
+    add_remote_args,
     add_session_args,
     check_sources,
     check_syntax,
     open_session,
     plans,
+    refuse_remote,
     session_model,
 )
 from lsn_explorer.errors import LsnError
@@ -32,6 +34,7 @@ def register(sub: Subparsers) -> None:
     gen = sub.add_parser("generate", help="continue a prompt, optionally side by side with interventions")
     add_model_args(gen)
     add_placement_args(gen)
+    add_remote_args(gen)
     add_session_args(gen, default=None)
     gen.add_argument("--prompt", required=True, help="text to continue")
     add_intervene_arg(gen)
@@ -47,6 +50,7 @@ def register(sub: Subparsers) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from lsn_explorer.core.generate import generate, record_generation
 
+    refuse_remote(args, session_decides=True)
     check_syntax(args.intervene)
     if args.compare and not args.intervene:
         raise LsnError("--compare needs an intervention to compare against", "add --intervene SPEC")
@@ -57,7 +61,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         _, plan = plans(args, handle, session)
         rows = [None, plan] if args.compare else [plan]
         labels = ["baseline", "intervened"] if args.compare else None
-        streaming = not args.json and not args.compare and sys.stdout.isatty()
+        # A remote generation hands back its tokens when it ends (nothing streams from NDIF), so the
+        # text is printed then, as for a pipe.
+        streaming = not args.json and not args.compare and sys.stdout.isatty() and handle.remote is None
 
         def on_token(event: TokenEvent) -> None:
             if streaming:

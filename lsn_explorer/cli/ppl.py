@@ -15,12 +15,14 @@ from lsn_explorer.cli.common import (
     add_intervene_arg,
     add_model_args,
     add_placement_args,
+    add_remote_args,
     add_session_args,
     check_sources,
     check_syntax,
     lang_codes,
     open_session,
     plans,
+    refuse_remote,
     session_model,
 )
 from lsn_explorer.errors import LsnError
@@ -38,6 +40,7 @@ def register(sub: Subparsers) -> None:
     ppl = sub.add_parser("ppl", help="held-out perplexity with and without interventions; PPXC matrix")
     add_model_args(ppl)
     add_placement_args(ppl)
+    add_remote_args(ppl)
     add_session_args(ppl)
     ppl.add_argument("--langs", help="comma-separated language codes")
     add_intervene_arg(ppl)
@@ -56,6 +59,7 @@ def cmd_ppl(args: argparse.Namespace) -> int:
     from lsn_explorer.core.interventions.spec import parse_intervention
     from lsn_explorer.core.tasks.perplexity import load_lines, ppl_rows, record_ppl
 
+    refuse_remote(args, session_decides=True)
     langs = lang_codes(args.langs)
     if not langs:
         raise LsnError("no languages given", "pass --langs, e.g. --langs zh,hi,en")

@@ -13,11 +13,13 @@ from lsn_explorer.cli.common import (
     add_intervene_arg,
     add_model_args,
     add_placement_args,
+    add_remote_args,
     add_session_args,
     check_sources,
     check_syntax,
     open_session,
     plans,
+    refuse_remote,
     session_model,
 )
 from lsn_explorer.core.tasks.registry import TASKS
@@ -33,6 +35,7 @@ def register(sub: Subparsers) -> None:
     score = sub.add_parser("score", help="score one task sample (or a text) with and without interventions")
     add_model_args(score)
     add_placement_args(score)
+    add_remote_args(score)
     add_session_args(score)
     score.add_argument("--task", choices=tuple(TASKS))  # the task registry's names
     score.add_argument("--lang", help="language code")
@@ -54,6 +57,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from lsn_explorer.core.tasks.registry import load_examples, pick, score_sample
     from lsn_explorer.core.tasks.scoring import record_score, score_text
 
+    refuse_remote(args, session_decides=True)
     check_syntax(args.intervene)
     example: Any = None
     if args.file:

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 from lsn_explorer.cli.common import (
     add_model_args,
     add_placement_args,
+    add_remote_args,
     add_session_args,
     lang_codes,
     load,
     open_session,
     refuse_placement,
+    refuse_remote,
     refuse_remote_code,
 )
 from lsn_explorer.cli.ranks import joined_ranks, leave, main_rank, ranked_session
@@ -39,6 +41,7 @@ def register(sub: Subparsers) -> None:
                        help="run (default) or merge shard results")
     add_model_args(stats)
     add_placement_args(stats)
+    add_remote_args(stats)
     add_session_args(stats)
     stats.add_argument("--langs", help="comma-separated language codes, e.g. en,zh,hi")
     stats.add_argument("--corpus", nargs="+",
@@ -87,6 +90,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from lsn_explorer.core.data.corpora import read_lines, resolve_corpora
     from lsn_explorer.core.stats.runs import StatsSettings, compute_stats
 
+    if args.action == "merge" and args.remote:
+        raise LsnError("`stats merge` loads no model, so there is nothing to run remotely", "leave out --remote")
+    refuse_remote(args)
     if args.action == "merge":
         if args.detach:
             raise LsnError("`stats merge` does not run as a job", "it takes seconds: run it without --detach")
