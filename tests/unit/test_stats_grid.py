@@ -157,3 +157,22 @@ def test_every_value_lands_in_its_own_neurons_bins_at_small_bin_counts(bins):
     index = grid.index(0, probe).long()
     neuron = torch.arange(8).expand_as(index)
     assert bool(((index >= neuron * bins) & (index < (neuron + 1) * bins)).all())
+
+
+def test_counting_in_blocks_of_neurons_equals_one_block(monkeypatch):
+    """The accumulator counts a CPU batch in blocks of neurons; how the neurons are cut must not
+    change a count, a sum or a percentile (the cut here leaves a ragged last block)."""
+    from lsn_explorer.core.stats import grid as grid_module
+
+    calib, values = silu_like(2048, 48, 0), silu_like(1500, 48, 5)
+    values[::7, 3] = values[0, 3]  # an atom, so the exact matches are cut into blocks too
+    grid = HistogramGrid.calibrate([torch.cat([calib, values[:300]])])
+    whole, _ = one_pass(StatsAccumulator(grid), values)
+    monkeypatch.setattr(grid_module, "CPU_BLOCK", 512 * 5)  # blocks of 5 neurons at 512 tokens
+    cut_acc = StatsAccumulator(grid)
+    cut, _ = one_pass(cut_acc, values)
+    assert cut_acc.atom_hits.sum() > 0
+    for name in whole:
+        assert torch.equal(whole[name], cut[name]), name
+    rows = values.T.contiguous()
+    assert torch.equal(grid.index_rows(0, rows[10:17], 10), grid.index(0, values)[:, 10:17].T)

@@ -37,14 +37,13 @@ import math
 
 import torch
 
-from lsn_explorer.core.stats.grid import Grid, HistogramGrid, StatsFormatError, grid_from_state
+from lsn_explorer.core.stats.grid import Grid, HistogramGrid, StatsFormatError, grid_from_state, rows_per_block
 from lsn_explorer.core.vocab import PERCENTILES, Mode
 
 __all__ = ["HistogramGrid", "StatsAccumulator", "STAT_NAMES", "histogram_quantiles", "fraction_above"]
 
 STAT_NAMES: tuple[str, ...] = ("prob", "mean") + tuple(f"p{p}" for p in PERCENTILES) + ("act90",)
 FIXED_POINT = 2.0**20  # sum of values kept as int64 multiples of 2^-20 so merges are exact
-CPU_BLOCK = 2**19  # values per block when counting on a CPU (see StatsAccumulator.update)
 
 
 class StatsAccumulator:
@@ -66,7 +65,7 @@ class StatsAccumulator:
         # Exact matches of the grid's atoms (repeated values); also counted in `hist`.
         self.atom_hits = torch.zeros((*shape, grid.atoms.shape[-1]), dtype=torch.int64, device=dev)
         # Atom slots in use per layer (NaN marks a free slot): layers without atoms skip the compares.
-        self._atom_rows = self.grid.atoms.permute(0, 2, 1).contiguous()  # [layer, slot, neuron]
+        self._atom_columns = self.grid.atoms.permute(0, 2, 1).unsqueeze(-1).contiguous()  # [layer, slot, neuron, 1]
         self._atom_slots = [int((~self.grid.atoms[layer].isnan()).any(0).sum()) for layer in range(self.n_layers)]
         # Faithful mode: per-batch prob, mean and percentiles, summed over batches.
         self.batch_sums = torch.zeros((*shape, 2 + len(PERCENTILES)), dtype=torch.float64, device=dev)
@@ -81,11 +80,14 @@ class StatsAccumulator:
         faithful per-batch statistics of this batch are added too.
         """
         x = values.reshape(-1, self.d_ff).to(self.device, torch.float32)
-        # On a CPU, rows in blocks of ~2^19 values: the dozens of temporaries of one block stay in
-        # cache (1.75× faster than a 2048 × 1024 batch at once). Counts and integer sums are the same.
-        rows = max(1, CPU_BLOCK // self.d_ff) if x.device.type == "cpu" else len(x)
-        for start in range(0, len(x), rows):
-            self._count(layer, x[start:start + rows])
+        # Neuron by neuron (one row of values each), in blocks of neurons: every row then reads one
+        # neuron's cell table and adds into one neuron's histogram, which stay in cache however
+        # wide the model is (2–3× faster than token rows on a CPU at d_ff 4096–14336). Counts and
+        # integer sums do not depend on the order.
+        rows = x.T.contiguous()
+        step = rows_per_block(len(x), rows.device)
+        for first in range(0, self.d_ff, step):
+            self._count(layer, rows[first:first + step], first)
         if per_batch:
             stats = torch.cat([
                 (x > 0).float().mean(0, keepdim=True),
@@ -94,19 +96,20 @@ class StatsAccumulator:
             ]).T
             self.batch_sums[layer] += stats.double()
 
-    def _count(self, layer: int, x: torch.Tensor) -> None:
-        self.positive[layer] += (x > 0).sum(0)
+    def _count(self, layer: int, rows: torch.Tensor, first: int) -> None:
+        """Count neurons first … first + n − 1 of a layer: rows [n, tokens]."""
+        last = first + len(rows)
+        self.positive[layer, first:last] += (rows > 0).sum(1)
         # Scaling by 2^20 and rounding are exact in float32; the integer sums then merge exactly.
-        self.sum_fixed[layer] += torch.round(x * FIXED_POINT).sum(0, dtype=torch.int64)
-        self.sumsq[layer] += x.square().sum(0).double()
-        # amin and amax apart: on CPU about 10× faster than aminmax or min(0) over this layout.
-        torch.minimum(self.minimum[layer], x.amin(0), out=self.minimum[layer])
-        torch.maximum(self.maximum[layer], x.amax(0), out=self.maximum[layer])
+        self.sum_fixed[layer, first:last] += torch.round(rows * FIXED_POINT).sum(1, dtype=torch.int64)
+        self.sumsq[layer, first:last] += rows.square().sum(1).double()
+        torch.minimum(self.minimum[layer, first:last], rows.amin(1), out=self.minimum[layer, first:last])
+        torch.maximum(self.maximum[layer, first:last], rows.amax(1), out=self.maximum[layer, first:last])
         # Counting straight into the int32 histogram avoids a dense [d_ff × bins] temporary per call.
-        flat = self.grid.index(layer, x).reshape(-1)
+        flat = self.grid.index_rows(layer, rows, first).view(-1)
         self.hist[layer].view(-1).index_add_(0, flat, self._one.expand(flat.numel()))
         for a in range(self._atom_slots[layer]):  # slots fill from the first, so these are the used ones
-            self.atom_hits[layer, :, a] += (x == self._atom_rows[layer, a]).sum(0)
+            self.atom_hits[layer, first:last, a] += (rows == self._atom_columns[layer, a, first:last]).sum(1)
 
     def end_batch(self, n_tokens: int) -> None:
         """Count the tokens of a batch whose layers have all been added."""
@@ -197,7 +200,7 @@ class StatsAccumulator:
         atoms = self.grid.atoms[layer]  # [d_ff, A] on the accumulator's device
         # The bin each atom was counted in, found the way `update` found it (not by comparing
         # with float64 edges, which may disagree by one bin at an edge).
-        where = self.grid.index(layer, atoms.nan_to_num(0).T.contiguous()).T.long().cpu()
+        where = self.grid.index_rows(layer, atoms.nan_to_num(0), 0).long().cpu()
         where -= torch.arange(self.d_ff).unsqueeze(-1) * self.grid.bins
         where = torch.where(used, where, hist.shape[-1] - 1)
         value = torch.where(used, atoms.double().cpu(), hi)

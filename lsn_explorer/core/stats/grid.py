@@ -33,11 +33,13 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from lsn_explorer.errors import LsnError
 
 GRID_FORMAT = 2
+CPU_BLOCK = 2**19  # values per block when working on a CPU (see rows_per_block)
 _ONE_BITS = 0x3F800000  # the bit pattern of float32 1.0: bits(1 + y) − bits(1) ≈ 2²³·log₂(1 + y)
 
 
@@ -55,6 +57,7 @@ class Grid(Protocol):
     @property
     def bins(self) -> int: ...
     def index(self, layer: int, values: torch.Tensor) -> torch.Tensor: ...
+    def index_rows(self, layer: int, rows: torch.Tensor, first: int) -> torch.Tensor: ...
     def edges(self, layer: int) -> torch.Tensor: ...
     def same_as(self, other: object) -> bool: ...
     def state(self) -> dict[str, torch.Tensor]: ...
@@ -88,7 +91,8 @@ class HistogramGrid:
         self._start = (flat_start + torch.arange(self.d_ff, device=cells.device, dtype=torch.int32)
                        .view(1, -1, 1) * self._bins).reshape(self.n_layers, -1)
         self._count = self.cells.reshape(self.n_layers, -1)
-        self._cell_base = torch.arange(self.d_ff, device=cells.device, dtype=torch.int32) * self.CELLS
+        self._cell_base = (torch.arange(self.d_ff, device=cells.device, dtype=torch.int32) * self.CELLS).view(-1, 1)
+        self._columns = _columns(params)
 
     @property
     def bins(self) -> int:
@@ -102,9 +106,9 @@ class HistogramGrid:
                            f"use --bins {cls.CELLS} or more (default 1024)")
         params, cells, atoms = [], [], []
         for values in layers:
-            ordered = values.float().T.contiguous().sort(-1).values  # [d_ff, tokens], sorted once
+            ordered = _sorted_rows(values.float().T.contiguous())  # [d_ff, tokens], sorted once
             params.append(cls._centres(ordered))
-            cells.append(cls._allocate(params[-1], ordered.T, bins))
+            cells.append(cls._allocate(params[-1], ordered, bins))
             atoms.append(cls._atoms(ordered))
         return cls(torch.stack(params), torch.stack(cells), torch.stack(atoms))
 
@@ -150,22 +154,27 @@ class HistogramGrid:
         c1_low = c1 < 0
         lo, hi = torch.minimum(c1, zero), torch.maximum(c1, zero)
         k_lo, k_hi = torch.where(c1_low, 1 / w1, 1 / w0), torch.where(c1_low, 1 / w0, 1 / w1)
-        params = torch.stack([lo, hi, k_lo, k_hi, torch.ones_like(lo), zero], -1)
-        t_min = _t(lo - cls.SPAN * iqr, params)
-        t_max = _t(hi + cls.SPAN * iqr, params)
+        mid = (lo + hi) / 2
+        t_min = _t(lo - cls.SPAN * iqr, lo, hi, k_lo, k_hi, mid)
+        t_max = _t(hi + cls.SPAN * iqr, lo, hi, k_lo, k_hi, mid)
         scale = cls.CELLS / (t_max - t_min)
-        params[:, 4], params[:, 5] = scale, -t_min * scale
-        return params
+        return torch.stack([lo, hi, k_lo, k_hi, scale, -t_min * scale], -1)
 
     @classmethod
-    def _allocate(cls, params: torch.Tensor, values: torch.Tensor, bins: int) -> torch.Tensor:
-        """Bins per cell [d_ff, CELLS] from the calibration sample's share in each cell."""
-        cell = _cell_position(values, params, cls.CELLS).long().T  # [d_ff, tokens]
-        share = torch.zeros(cell.shape[0], cls.CELLS, dtype=torch.float64, device=values.device)
-        share.scatter_add_(1, cell, torch.ones_like(cell, dtype=torch.float64))
-        share /= cell.shape[-1]
-        # At least one bin in every cell: a value landing in an empty cell would index the next
-        # cell's (or, in the last cell, a neuron's next) bins.
+    def _allocate(cls, params: torch.Tensor, ordered: torch.Tensor, bins: int) -> torch.Tensor:
+        """Bins per cell [d_ff, CELLS] from the calibration sample's share in each cell
+        (`ordered`: [d_ff, tokens], one neuron per row)."""
+        d_ff, n = ordered.shape
+        columns = _columns(params)
+        counts = torch.zeros(d_ff * cls.CELLS, dtype=torch.int64, device=ordered.device)
+        step = rows_per_block(n, ordered.device)
+        for first in range(0, d_ff, step):
+            rows = ordered[first:first + step]
+            cell = _cell_axis(rows, columns[:, first:first + step], cls.CELLS).to(torch.int32)
+            cell += (torch.arange(len(rows), device=ordered.device, dtype=torch.int32) * cls.CELLS).view(-1, 1)
+            counts[first * cls.CELLS:(first + len(rows)) * cls.CELLS] += torch.bincount(
+                cell.view(-1), minlength=len(rows) * cls.CELLS)
+        share = counts.view(d_ff, cls.CELLS).double() / n
         even = max(1, int(bins * cls.EVEN_SHARE) // cls.CELLS)
         extra = bins - even * cls.CELLS
         wanted = share * extra
@@ -173,19 +182,26 @@ class HistogramGrid:
         # Largest remainders take the bins left over, so every neuron has exactly `bins`.
         left = (extra - whole.sum(-1)).long()
         order = (wanted - whole).argsort(-1, descending=True)
-        ranks = torch.arange(cls.CELLS, device=values.device).unsqueeze(0)
+        ranks = torch.arange(cls.CELLS, device=ordered.device).unsqueeze(0)
         whole.scatter_add_(1, order, (ranks < left.unsqueeze(-1)).double())
         return (whole + even).to(torch.int32)
 
     def index(self, layer: int, values: torch.Tensor) -> torch.Tensor:
         """Position of each value of `values` [tokens, d_ff] in layer `layer`'s flattened
         [d_ff, bins] histogram (neuron · bins + bin): int32 [tokens, d_ff]."""
-        u = _cell_position(values, self.params[layer], self.CELLS)
+        return self.index_rows(layer, values.T.contiguous(), 0).T
+
+    def index_rows(self, layer: int, rows: torch.Tensor, first: int) -> torch.Tensor:
+        """`index` for neurons first … first + n − 1, one row of values each: rows [n, tokens] →
+        int32 [n, tokens]. Neuron-major, so each row reads one neuron's cell table and (when
+        counted) one neuron's histogram: on a CPU these stay in cache, whatever the model's width."""
+        last = first + len(rows)
+        u = _cell_axis(rows, self._columns[layer, :, first:last], self.CELLS)
         cell = u.to(torch.int32)
         # The fraction of the way through the cell, kept below 1 − 1/(2·bins): rounding in the
         # product below can then never reach the next cell, and no bin changes.
         u.sub_(cell).clamp_(max=1 - 0.5 / self._bins)
-        cell += self._cell_base
+        cell += self._cell_base[first:last]
         flat = cell.view(-1)
         start = self._start[layer].index_select(0, flat).view_as(cell)
         return start.add_(u.mul_(self._count[layer].index_select(0, flat).view_as(cell)).to(torch.int32))
@@ -222,10 +238,34 @@ class HistogramGrid:
         return HistogramGrid(self.params.to(device), self.cells.to(device), self.atoms.to(device))
 
 
-def _cell_position(values: torch.Tensor, p: torch.Tensor, cells: int) -> torch.Tensor:
-    """Position on the cell axis of values [tokens, d_ff], clipped to [0, cells): float32."""
-    scale, shift = p.T[4:].contiguous()  # contiguous rows: broadcasting a strided column is ~10× slower
-    return _t(values, p).mul_(scale).add_(shift).clamp_(0, cells * (1 - 2**-20))
+def _columns(params: torch.Tensor) -> torch.Tensor:
+    """The map's constants as columns: params [..., d_ff, 6] → [..., 7, d_ff, 1] (lower centre,
+    upper centre, their 1/w, cell scale, cell shift, midpoint), so that a slice of neurons
+    broadcasts along their rows of values without a strided read."""
+    lo, hi = params[..., 0], params[..., 1]
+    parts = [params[..., i] for i in range(6)] + [(lo + hi) / 2]
+    return torch.stack(parts, -2).unsqueeze(-1).contiguous()
+
+
+def _cell_axis(rows: torch.Tensor, columns: torch.Tensor, cells: int) -> torch.Tensor:
+    """Position on the cell axis of rows [n, tokens] (one neuron each, constants `columns`
+    [7, n, 1]), clipped to [0, cells): float32."""
+    lo, hi, k_lo, k_hi, scale, shift, mid = columns
+    return _t(rows, lo, hi, k_lo, k_hi, mid).mul_(scale).add_(shift).clamp_(0, cells * (1 - 2**-20))
+
+
+def rows_per_block(tokens: int, device: torch.device) -> int:
+    """Neurons per block when working neuron by neuron: on a CPU, blocks of ~CPU_BLOCK values keep
+    the dozen temporaries of one block in cache; elsewhere one block holds every neuron."""
+    return max(1, CPU_BLOCK // max(tokens, 1)) if device.type == "cpu" else 2**62
+
+
+def _sorted_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Each row sorted ascending. On a CPU numpy's vectorised sort is about 5× faster than
+    torch.sort for rows of a few thousand float32 values; the result is the same."""
+    if rows.device.type == "cpu":
+        return torch.from_numpy(np.sort(rows.detach().numpy(), axis=-1))
+    return rows.sort(-1).values
 
 
 def _side(x: torch.Tensor, centre: torch.Tensor, inv_width: torch.Tensor) -> torch.Tensor:
@@ -235,11 +275,10 @@ def _side(x: torch.Tensor, centre: torch.Tensor, inv_width: torch.Tensor) -> tor
     return bits.to(torch.float32).copysign_(d)
 
 
-def _t(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """The monotone map of the module docstring: logarithmic toward the lower centre below their
-    midpoint, toward the upper one above it. p: [d_ff, 6] params; x: [..., d_ff]."""
-    lo, hi, k_lo, k_hi = p.T[:4].contiguous()
-    mid = (lo + hi) / 2
+def _t(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, k_lo: torch.Tensor, k_hi: torch.Tensor,
+       mid: torch.Tensor) -> torch.Tensor:
+    """The monotone map of the module docstring: logarithmic toward the lower centre `lo` below
+    the midpoint `mid`, toward the upper one `hi` above it (k: 1/w); each broadcasts against x."""
     return _side(torch.minimum(x, mid), lo, k_lo).add_(_side(torch.maximum(x, mid), hi, k_hi))
 
 
@@ -266,8 +305,12 @@ class EdgeGrid:
         return self.edges_.shape[-1] + 1
 
     def index(self, layer: int, values: torch.Tensor) -> torch.Tensor:
-        bins = torch.searchsorted(self.edges_[layer], values.T.contiguous(), right=True).T
-        return bins + torch.arange(self.d_ff, device=values.device) * self.bins
+        return self.index_rows(layer, values.T.contiguous(), 0).T
+
+    def index_rows(self, layer: int, rows: torch.Tensor, first: int) -> torch.Tensor:
+        last = first + len(rows)
+        bins = torch.searchsorted(self.edges_[layer, first:last], rows, right=True)
+        return bins + torch.arange(first, last, device=rows.device).view(-1, 1) * self.bins
 
     def edges(self, layer: int) -> torch.Tensor:
         return self.edges_[layer].double().cpu()
