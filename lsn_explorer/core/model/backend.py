@@ -67,9 +67,10 @@ def stream_site(handle: ModelHandle, inputs: dict[str, torch.Tensor], site: Site
             consume(layer, values.reshape(-1, handle.d_ff))
         return
     model, arch, d_ff, n_layers = nnsight_model(handle), handle.arch, handle.d_ff, handle.n_layers
-    with torch.no_grad(), model.trace(dict(inputs)):
+    with torch.no_grad(), model.trace(dict(inputs)) as tracer:
         for layer in range(n_layers):
             consume(layer, site_proxy(mlp_module(model, arch, layer), arch, site, d_ff).reshape(-1, d_ff))
+        tracer.stop()  # nothing after the last site is needed: no final norm, no LM head
 
 
 def read_last_token(handle: ModelHandle, inputs: dict[str, torch.Tensor]
@@ -151,12 +152,15 @@ def read_sites(
     layer_ids = sorted(range(handle.n_layers) if layers is None else layers)
     order: list[Site] = [s for s in SITES if s in sites]  # forward order inside each MLP
     wrapped, arch, d_ff = nnsight_model(handle), handle.arch, handle.d_ff
-    with torch.no_grad(), _remote_job(handle), wrapped.trace(dict(inputs), **_run_options(handle)):
+    with torch.no_grad(), _remote_job(handle), wrapped.trace(dict(inputs), **_run_options(handle)) as tracer:
         saved = nnsight.save({site: [] for site in order})
         for layer in layer_ids:
             mlp = mlp_module(wrapped, arch, layer)
             for site in order:
                 saved[site].append(site_proxy(mlp, arch, site, d_ff).save())
+        # The model stops at the last site read: the layers after it and the LM head (a quarter of
+        # the demo model's forward, ~7 % of an 8B Llama's) are not computed for nothing.
+        tracer.stop()
     return {site: [t.detach() for t in saved[site]] for site in order}
 
 
