@@ -90,7 +90,7 @@ class HistogramGrid:
         # Offsets into one layer's flattened [d_ff, bins] histogram, looked up by cell.
         self._start = (flat_start + torch.arange(self.d_ff, device=cells.device, dtype=torch.int32)
                        .view(1, -1, 1) * self._bins).reshape(self.n_layers, -1)
-        self._count = self.cells.reshape(self.n_layers, -1)
+        self._count = self.cells.reshape(self.n_layers, -1).float()
         self._cell_base = (torch.arange(self.d_ff, device=cells.device, dtype=torch.int32) * self.CELLS).view(-1, 1)
         self._columns = _columns(params)
 
@@ -198,13 +198,14 @@ class HistogramGrid:
         last = first + len(rows)
         u = _cell_axis(rows, self._columns[layer, :, first:last], self.CELLS)
         cell = u.to(torch.int32)
-        # The fraction of the way through the cell, kept below 1 − 1/(2·bins): rounding in the
-        # product below can then never reach the next cell, and no bin changes.
-        u.sub_(cell).clamp_(max=1 - 0.5 / self._bins)
+        # The fraction of the way through the cell (u ≥ 0, so frac is u − cell exactly), kept below
+        # 1 − 1/(2·bins): rounding in the product below can then never reach the next cell.
+        fraction = torch.frac(u).clamp_(max=1 - 0.5 / self._bins)
         cell += self._cell_base[first:last]
         flat = cell.view(-1)
         start = self._start[layer].index_select(0, flat).view_as(cell)
-        return start.add_(u.mul_(self._count[layer].index_select(0, flat).view_as(cell)).to(torch.int32))
+        # Bins per cell as float32 (exact: at most `bins`): no mixed-type product.
+        return start.add_(fraction.mul_(self._count[layer].index_select(0, flat).view_as(cell)).to(torch.int32))
 
     def edges(self, layer: int) -> torch.Tensor:
         """Inner bin boundaries of a layer [d_ff, bins − 1], float64, increasing."""
