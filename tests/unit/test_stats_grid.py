@@ -176,3 +176,58 @@ def test_counting_in_blocks_of_neurons_equals_one_block(monkeypatch):
         assert torch.equal(whole[name], cut[name]), name
     rows = values.T.contiguous()
     assert torch.equal(grid.index_rows(0, rows[10:17], 10), grid.index(0, values)[:, 10:17].T)
+
+
+def test_compiled_kernel_counts_exactly_like_the_eager_one():
+    """torch.compile's fused loop must put every value in the same bin and give the same integer
+    sums as the eager ops (the two may meet in one merge); only the float sum of squares may
+    differ in its last bits. Batches of two sizes and an atom exercise the shape changes."""
+    from lsn_explorer.core.stats import kernel
+
+    calib = silu_like(2048, 96, 0)
+    calib[::5, 7] = 0.25
+    grid = HistogramGrid.calibrate([calib])
+    eager = StatsAccumulator(grid, kernel=kernel.block_counts)
+    fused = StatsAccumulator(grid, kernel=kernel.guarded(kernel.compiled()))
+    for seed, n in ((3, 512), (4, 512), (5, 333)):
+        values = silu_like(n, 96, seed)
+        values[::5, 7] = 0.25
+        for acc in (eager, fused):
+            acc.update(0, values)
+            acc.end_batch(n)
+    assert fused.kernel is not kernel.block_counts
+    for name in ("positive", "sum_fixed", "minimum", "maximum", "hist", "atom_hits"):
+        assert torch.equal(getattr(eager, name), getattr(fused, name)), name
+    assert eager.atom_hits.sum() > 0
+    torch.testing.assert_close(eager.sumsq, fused.sumsq, rtol=1e-6, atol=0)
+
+
+def test_kernel_choice_follows_the_run_length_and_the_environment(monkeypatch):
+    from lsn_explorer.core.stats import kernel
+
+    cpu, gpu = torch.device("cpu"), torch.device("meta")  # meta stands for any non-CPU device
+    monkeypatch.delenv("LSN_STATS_KERNEL", raising=False)
+    assert kernel.choose(cpu, kernel.COMPILE_FROM_VALUES - 1) is kernel.block_counts
+    assert kernel.choose(cpu, kernel.COMPILE_FROM_VALUES) is not kernel.block_counts
+    assert kernel.choose(gpu, 10 * kernel.COMPILE_FROM_VALUES) is kernel.block_counts
+    monkeypatch.setenv("LSN_STATS_KERNEL", "eager")
+    assert kernel.choose(cpu, 10 * kernel.COMPILE_FROM_VALUES) is kernel.block_counts
+    monkeypatch.setenv("LSN_STATS_KERNEL", "compiled")
+    assert kernel.choose(gpu, 1) is not kernel.block_counts
+    monkeypatch.setenv("LSN_STATS_KERNEL", "fastest")  # unknown: the automatic choice, with a warning
+    assert kernel.choose(cpu, 1) is kernel.block_counts
+
+
+def test_a_kernel_that_fails_to_compile_falls_back_to_eager_counting():
+    from lsn_explorer.core.stats import kernel
+
+    def broken(*args):
+        raise RuntimeError("no C++ compiler found")
+
+    grid = HistogramGrid.calibrate([silu_like(2048, 16, 0)])
+    values = silu_like(512, 16, 1)
+    fallback, eager = StatsAccumulator(grid, kernel=kernel.guarded(broken)), StatsAccumulator(grid)
+    for acc in (fallback, eager):
+        acc.update(0, values)
+        acc.update(0, values)
+    assert torch.equal(fallback.hist, eager.hist) and torch.equal(fallback.sum_fixed, eager.sum_fixed)

@@ -38,19 +38,21 @@ import math
 import torch
 
 from lsn_explorer.core.stats.grid import Grid, HistogramGrid, StatsFormatError, grid_from_state, rows_per_block
+from lsn_explorer.core.stats.kernel import FIXED_POINT, Kernel, block_counts, row_sums
 from lsn_explorer.core.vocab import PERCENTILES, Mode
 
 __all__ = ["HistogramGrid", "StatsAccumulator", "STAT_NAMES", "histogram_quantiles", "fraction_above"]
 
 STAT_NAMES: tuple[str, ...] = ("prob", "mean") + tuple(f"p{p}" for p in PERCENTILES) + ("act90",)
-FIXED_POINT = 2.0**20  # sum of values kept as int64 multiples of 2^-20 so merges are exact
 
 
 class StatsAccumulator:
     """Sums and counts for one language and site; shapes [n_layers, d_ff] (hist adds bins)."""
 
-    def __init__(self, grid: Grid, device: str | torch.device = "cpu") -> None:
+    def __init__(self, grid: Grid, device: str | torch.device = "cpu", kernel: Kernel = block_counts) -> None:
+        """`kernel`: how a block is counted (kernel.py: eager or compiled; the counts are the same)."""
         self.device = torch.device(device)
+        self.kernel = kernel
         self.grid = grid.to(self.device)  # on the device: no grid copies per update
         self.n_layers, self.d_ff = grid.n_layers, grid.d_ff
         self.tokens = 0
@@ -99,14 +101,18 @@ class StatsAccumulator:
     def _count(self, layer: int, rows: torch.Tensor, first: int) -> None:
         """Count neurons first … first + n − 1 of a layer: rows [n, tokens]."""
         last = first + len(rows)
-        self.positive[layer, first:last] += (rows > 0).sum(1)
-        # Scaling by 2^20 and rounding are exact in float32; the integer sums then merge exactly.
-        self.sum_fixed[layer, first:last] += torch.round(rows * FIXED_POINT).sum(1, dtype=torch.int64)
-        self.sumsq[layer, first:last] += rows.square().sum(1).double()
-        torch.minimum(self.minimum[layer, first:last], rows.amin(1), out=self.minimum[layer, first:last])
-        torch.maximum(self.maximum[layer, first:last], rows.amax(1), out=self.maximum[layer, first:last])
+        if isinstance(self.grid, HistogramGrid):
+            positions, *sums = self.kernel(rows, *self.grid.tables(layer, first, last), self.grid.bins)
+        else:  # a format-1 grid, loaded from stored statistics: searched, never compiled
+            positions, *sums = self.grid.index_rows(layer, rows, first), *row_sums(rows)
+        positive, sum_fixed, sumsq, low, high = sums
+        self.positive[layer, first:last] += positive
+        self.sum_fixed[layer, first:last] += sum_fixed
+        self.sumsq[layer, first:last] += sumsq.double()
+        torch.minimum(self.minimum[layer, first:last], low, out=self.minimum[layer, first:last])
+        torch.maximum(self.maximum[layer, first:last], high, out=self.maximum[layer, first:last])
         # Counting straight into the int32 histogram avoids a dense [d_ff × bins] temporary per call.
-        flat = self.grid.index_rows(layer, rows, first).view(-1)
+        flat = positions.reshape(-1)
         self.hist[layer].view(-1).index_add_(0, flat, self._one.expand(flat.numel()))
         for a in range(self._atom_slots[layer]):  # slots fill from the first, so these are the used ones
             self.atom_hits[layer, first:last, a] += (rows == self._atom_columns[layer, a, first:last]).sum(1)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 
 from lsn_explorer.core.progress import Cancel, Progress, stop_if_cancelled
+from lsn_explorer.core.stats import kernel
 from lsn_explorer.core.stats.accumulator import HistogramGrid, StatsAccumulator
 from lsn_explorer.core.vocab import Mode, Site
 from lsn_explorer.errors import CorpusError
@@ -95,7 +96,8 @@ def collect_stats(
         n_calib += 1
     calibration = [_read_layers(handle, plan.batches[k], site) for k in range(n_calib)]
     grid = HistogramGrid.calibrate([torch.cat(rows) for rows in zip(*calibration)], bins)
-    acc = StatsAccumulator(grid, device=handle.device)
+    counting = kernel.choose(torch.device(handle.device), total * handle.n_layers * handle.d_ff)
+    acc = StatsAccumulator(grid, device=handle.device, kernel=counting)
     per_batch = mode == "faithful"
     done = 0
     for k in mine:

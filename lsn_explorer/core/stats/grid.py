@@ -195,17 +195,11 @@ class HistogramGrid:
         """`index` for neurons first … first + n − 1, one row of values each: rows [n, tokens] →
         int32 [n, tokens]. Neuron-major, so each row reads one neuron's cell table and (when
         counted) one neuron's histogram: on a CPU these stay in cache, whatever the model's width."""
-        last = first + len(rows)
-        u = _cell_axis(rows, self._columns[layer, :, first:last], self.CELLS)
-        cell = u.to(torch.int32)
-        # The fraction of the way through the cell (u ≥ 0, so frac is u − cell exactly), kept below
-        # 1 − 1/(2·bins): rounding in the product below can then never reach the next cell.
-        fraction = torch.frac(u).clamp_(max=1 - 0.5 / self._bins)
-        cell += self._cell_base[first:last]
-        flat = cell.view(-1)
-        start = self._start[layer].index_select(0, flat).view_as(cell)
-        # Bins per cell as float32 (exact: at most `bins`): no mixed-type product.
-        return start.add_(fraction.mul_(self._count[layer].index_select(0, flat).view_as(cell)).to(torch.int32))
+        return bin_positions(rows, *self.tables(layer, first, first + len(rows)), self._bins)
+
+    def tables(self, layer: int, first: int, last: int) -> tuple[torch.Tensor, ...]:
+        """What `bin_positions` needs for neurons first … last − 1 of a layer, besides the values."""
+        return self._columns[layer, :, first:last], self._start[layer], self._count[layer], self._cell_base[first:last]
 
     def edges(self, layer: int) -> torch.Tensor:
         """Inner bin boundaries of a layer [d_ff, bins − 1], float64, increasing."""
@@ -236,6 +230,8 @@ class HistogramGrid:
                 "grid_cells": self.cells.cpu(), "grid_atoms": self.atoms.cpu()}
 
     def to(self, device: torch.device) -> "HistogramGrid":
+        if self.params.device == torch.device(device):
+            return self  # the lookup tables cost ~0.1 s per 32 k neurons to build again
         return HistogramGrid(self.params.to(device), self.cells.to(device), self.atoms.to(device))
 
 
@@ -246,6 +242,23 @@ def _columns(params: torch.Tensor) -> torch.Tensor:
     lo, hi = params[..., 0], params[..., 1]
     parts = [params[..., i] for i in range(6)] + [(lo + hi) / 2]
     return torch.stack(parts, -2).unsqueeze(-1).contiguous()
+
+
+def bin_positions(rows: torch.Tensor, columns: torch.Tensor, start: torch.Tensor, count: torch.Tensor,
+                  cell_base: torch.Tensor, bins: int) -> torch.Tensor:
+    """Positions of rows [n, tokens] (one neuron each) in a layer's flattened [d_ff, bins] histogram,
+    from `HistogramGrid.tables`: int32 [n, tokens]. Tensors in, tensors out, so that the counting
+    kernel (kernel.py) can compile it together with the sums."""
+    u = _cell_axis(rows, columns, HistogramGrid.CELLS)
+    cell = u.to(torch.int32)
+    # The fraction of the way through the cell (u ≥ 0, so frac is u − cell exactly), kept below
+    # 1 − 1/(2·bins): rounding in the product below can then never reach the next cell.
+    fraction = torch.frac(u).clamp_(max=1 - 0.5 / bins)
+    cell += cell_base
+    flat = cell.reshape(-1)  # a view when rows are contiguous
+    first_bin = start.index_select(0, flat).reshape(cell.shape)
+    # Bins per cell as float32 (exact: at most `bins`): no mixed-type product.
+    return first_bin.add_(fraction.mul_(count.index_select(0, flat).reshape(cell.shape)).to(torch.int32))
 
 
 def _cell_axis(rows: torch.Tensor, columns: torch.Tensor, cells: int) -> torch.Tensor:
