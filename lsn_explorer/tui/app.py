@@ -95,10 +95,8 @@ class LsnApp(App[None]):
         `autoload`: load the model once a session is open; `handle`: an already loaded ModelHandle
         to use instead (tests, or a Python session that has one)."""
         super().__init__()
-        # No animations unless TEXTUAL_ANIMATIONS asks: the tab underline's 0.3 s slide alone
-        # redrew the screen ~20 times per tab switch, the largest cost of a switch over SSH.
-        if "TEXTUAL_ANIMATIONS" not in os.environ:
-            self.animation_level = "none"
+        # No animations unless TEXTUAL_ANIMATIONS asks: the tab underline's slide redrew ~20 frames per switch.
+        self.animation_level = "none" if "TEXTUAL_ANIMATIONS" not in os.environ else self.animation_level
         self.preloaded = handle
         self.model_source, self.four_bit = model, four_bit
         self.session_name, self.root, self.corpus_dir = session, root, corpus_dir
@@ -194,10 +192,7 @@ class LsnApp(App[None]):
         self._show_status(message.text)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
-        # The model, the libraries and the widgets live as long as the app. Frozen, the cyclic
-        # collector stops walking them: its full collections, ~250 ms on the demo model, froze the
-        # screen every few seconds while a generation streamed; now they take a few ms.
-        gc.freeze()
+        gc.freeze()  # model, libraries, widgets live on: full collections walked them for ~250 ms while streaming
         d = message.description
         source = str(d["source"])
         name = Path(source).name if Path(source).exists() else source
