@@ -197,7 +197,7 @@ class HistogramGrid:
         counted) one neuron's histogram: on a CPU these stay in cache, whatever the model's width."""
         return bin_positions(rows, *self.tables(layer, first, first + len(rows)), self._bins)
 
-    def tables(self, layer: int, first: int, last: int) -> tuple[torch.Tensor, ...]:
+    def tables(self, layer: int, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """What `bin_positions` needs for neurons first … last − 1 of a layer, besides the values."""
         return self._columns[layer, :, first:last], self._start[layer], self._count[layer], self._cell_base[first:last]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -77,7 +77,7 @@ def guarded(kernel: Kernel) -> Kernel:
     an unsupported platform): the statistics are the same, only slower."""
     state = {"kernel": kernel}
 
-    def run(*args: object) -> tuple[torch.Tensor, ...]:
+    def run(*args: Any) -> tuple[torch.Tensor, ...]:
         try:
             return state["kernel"](*args)
         except Exception as exc:  # noqa: BLE001 — any compiler failure: count eagerly instead
