@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import importlib.abc
 import os
-import pickle
 import sys
 import warnings
 from contextlib import contextmanager, redirect_stdout
+from pickle import PicklingError  # the exception class only: nothing here pickles or unpickles
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import nnsight
@@ -82,7 +82,7 @@ def read_last_token(handle: ModelHandle, inputs: dict[str, torch.Tensor]
     quantities, SCIENCE.md §8; h is the raw layer output, not the post-final-norm hidden state).
     """
     model, arch, d_ff, n_layers = nnsight_model(handle), handle.arch, handle.d_ff, handle.n_layers
-    with torch.no_grad(), _remote_job(handle), model.trace(dict(inputs), **_run_options(handle)):
+    with torch.no_grad(), _remote_job(handle), model.trace(dict(inputs), **_run_options(handle)) as tracer:
         saved = nnsight.save({"h": [], "r": [], "a": []})
         blocks = layer_modules(model, arch)
         for layer in range(n_layers):
@@ -91,6 +91,7 @@ def read_last_token(handle: ModelHandle, inputs: dict[str, torch.Tensor]
             saved["a"].append(site_proxy(mlp_module(model, arch, layer), arch, "a", d_ff)[:, -1].float().cpu().save())
             out = block.output
             saved["h"].append((out[0] if isinstance(out, tuple) else out)[:, -1].float().cpu().save())
+        tracer.stop()  # the final norm and the LM head would compute nothing read here
     return tuple(torch.stack(saved[key], 1) for key in ("h", "r", "a"))  # type: ignore[return-value]
 
 
@@ -105,7 +106,7 @@ def read_layer_states(handle: ModelHandle, inputs: dict[str, torch.Tensor],
     Returns float32 CPU [batch, n_layers + 1, d_model].
     """
     model, arch, d_ff, n_layers = nnsight_model(handle), handle.arch, handle.d_ff, handle.n_layers
-    with torch.no_grad(), _remote_job(handle), model.trace(dict(inputs), **_run_options(handle)):
+    with torch.no_grad(), _remote_job(handle), model.trace(dict(inputs), **_run_options(handle)) as tracer:
         blocks = layer_modules(model, arch)
         states = nnsight.save([blocks[0].input[:, -1].float().cpu()])
         for layer in range(n_layers):
@@ -113,6 +114,7 @@ def read_layer_states(handle: ModelHandle, inputs: dict[str, torch.Tensor],
                 apply_write(site_proxy(mlp_module(model, arch, layer), arch, write.site, d_ff), write, None)
             out = blocks[layer].output
             states.append((out[0] if isinstance(out, tuple) else out)[:, -1].float().cpu())
+        tracer.stop()  # the final norm and the LM head would compute nothing read here
     return torch.stack(list(states), 1)
 
 
@@ -326,7 +328,7 @@ def _remote_job(handle: ModelHandle) -> Iterator[None]:
     try:
         with redirect_stdout(sys.stderr):
             yield
-    except (pickle.PicklingError, ImportError) as exc:
+    except (PicklingError, ImportError) as exc:
         # The job did not survive the serialization round trip NDIF would make: a bug of ours.
         raise RemoteJobError(f"this job cannot be sent to NDIF: {first_line(exc)}",
                              "please report it with the command line; it runs without --remote") from exc
