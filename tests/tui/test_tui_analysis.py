@@ -325,6 +325,13 @@ def test_analysis_tab_snapshot(snap_compare, make_analysis_app):
         app = pilot.app
         panel = await open_tab(app, pilot, analysis="centroids", conditions="none")
         await compute(app, pilot, panel)
+        # The slider's range change and the select's message may each start one more (identical)
+        # analysis worker after the first has finished: wait until none runs.
+        for _ in range(3):
+            await settle(app, pilot)
+        # The table sizes its columns to the new cells on a later refresh: without this pause the
+        # picture could catch the columns still at the headers' width.
+        await pilot.pause(0.3)
         app.set_focus(None)  # no blinking cursor in the picture
         await pilot.pause()
 
