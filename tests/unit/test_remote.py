@@ -17,17 +17,19 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import test_cli_interventions
 import torch
 from test_cli_engine import SENTENCES, assert_error, run
 from tiny import tiny_model, tiny_tokenizer
 
 from lsn_explorer.core.model import backend
-from lsn_explorer.core.neurons.neuron_set import NeuronSet
 from lsn_explorer.core.stats.runs import load_stats
 from lsn_explorer.errors import RemoteJobError
 from lsn_explorer.session.store import Session
 
 REPO = "acme/tiny-llama"  # a hub id that exists only in the test's own hub cache
+
+sessions = test_cli_interventions.sessions  # the fixture: a session with a hand-made neuron set of the demo model
 
 
 @pytest.fixture()
@@ -37,16 +39,6 @@ def corpus(tmp_path):
     for lang in ("en", "fr"):
         (folder / f"{lang}.txt").write_text("\n".join(SENTENCES[lang]) + "\n", encoding="utf-8")
     return folder
-
-
-@pytest.fixture()
-def sessions(tmp_path):
-    """A session with a hand-made neuron set of the demo model (as in test_cli_interventions)."""
-    root = tmp_path / "sessions"
-    with Session.open("t", root) as session:
-        neurons = NeuronSet("manual", {}, 6, 768, {"zh": [[4, 10], [5, 20], [3, 7]], "en": []})
-        session.add("neuron_set", "handmade", {"set": neurons.to_json()}, {"method": "manual"})
-    return ["--sessions-dir", root, "--session", "t"]
 
 
 def both(capsys, *argv):
