@@ -25,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "tui"))
@@ -76,33 +78,24 @@ def key_latency(presses: int) -> tuple[list[float], int]:
     if not tmux.available():
         print("key latency: skipped (no tmux)")
         return [], 0
-    exe = Path(sys.executable).with_name("lsn-explorer")
-    marks = TAB_MARKS
     latencies, during = [], 0
-    with tempfile.TemporaryDirectory() as root:
-        name = "lsn-bench-keys"
-        _prepare_session(root)
-        tmux.start(name, f"{exe} tui --session keys --sessions-dir {root}")
-        try:
-            tmux.wait_for(name, "demo-model", 120)
+    with app_in_tmux("lsn-bench-keys") as name:
+        while len(latencies) < presses:
+            tmux.keys(name, "F5")
+            tmux.wait_for(name, "new tokens", 10)
+            tmux.keys(name, "C-g")
+            tmux.wait_for(name, "generating", 10)
+            key = "F7"
             while len(latencies) < presses:
-                tmux.keys(name, "F5")
-                tmux.wait_for(name, "new tokens", 10)
-                tmux.keys(name, "C-g")
-                tmux.wait_for(name, "generating", 10)
-                key = "F7"
-                while len(latencies) < presses:
-                    start = time.perf_counter()
-                    tmux.keys(name, key)
-                    screen = tmux.wait_for(name, marks[key], 10)
-                    latencies.append(time.perf_counter() - start)
-                    if "generating" not in screen:
-                        break
-                    during += 1
-                    key = "F5" if key == "F7" else "F7"
-                tmux.wait_for(name, "│ idle", 60)
-        finally:
-            tmux.kill(name)
+                start = time.perf_counter()
+                tmux.keys(name, key)
+                screen = tmux.wait_for(name, TAB_MARKS[key], 10)
+                latencies.append(time.perf_counter() - start)
+                if "generating" not in screen:
+                    break
+                during += 1
+                key = "F5" if key == "F7" else "F7"
+            tmux.wait_for(name, "│ idle", 60)
     return latencies, during
 
 
@@ -113,33 +106,40 @@ def tab_switches(rounds: int) -> tuple[dict[str, list[float]], float]:
     if not tmux.available():
         print("tab switches: skipped (no tmux)")
         return {}, 0.0
-    exe = Path(sys.executable).with_name("lsn-explorer")
     order = [*list(TAB_MARKS)[1:], "F2"]
     times: dict[str, list[float]] = {key: [] for key in order}
+    with app_in_tmux("lsn-bench-tabs") as name:
+        tmux.wait_for(name, "│ idle", 60)
+        pid = subprocess.run(["tmux", "display-message", "-p", "-t", name, "#{pane_pid}"], capture_output=True,
+                             text=True).stdout.strip()
+        cpu_start = 0.0
+        for round_ in range(rounds + 1):
+            if round_ == 1:
+                cpu_start = _cpu_seconds(pid)
+            for key in order:
+                time.sleep(0.3)  # idle: the previous switch and its after-effects are done
+                start = time.perf_counter()
+                tmux.keys(name, key)
+                tmux.wait_for(name, TAB_MARKS[key], 10)
+                if round_:  # round 0 shows each tab for the first time
+                    times[key].append(time.perf_counter() - start)
+        cpu = (_cpu_seconds(pid) - cpu_start) / (rounds * len(order))
+    return times, cpu
+
+
+@contextmanager
+def app_in_tmux(name: str) -> Iterator[str]:
+    """The app on the demo model in tmux session `name`, on a session prepared for streaming (see
+    `_prepare_session`), once the model has loaded; killed afterwards."""
+    exe = Path(sys.executable).with_name("lsn-explorer")
     with tempfile.TemporaryDirectory() as root:
-        name = "lsn-bench-tabs"
         _prepare_session(root)
         tmux.start(name, f"{exe} tui --session keys --sessions-dir {root}")
         try:
             tmux.wait_for(name, "demo-model", 120)
-            tmux.wait_for(name, "│ idle", 60)
-            pid = subprocess.run(["tmux", "display-message", "-p", "-t", name, "#{pane_pid}"], capture_output=True,
-                                 text=True).stdout.strip()
-            cpu_start = 0.0
-            for round_ in range(rounds + 1):
-                if round_ == 1:
-                    cpu_start = _cpu_seconds(pid)
-                for key in order:
-                    time.sleep(0.3)  # idle: the previous switch and its after-effects are done
-                    start = time.perf_counter()
-                    tmux.keys(name, key)
-                    tmux.wait_for(name, TAB_MARKS[key], 10)
-                    if round_:  # round 0 shows each tab for the first time
-                        times[key].append(time.perf_counter() - start)
-            cpu = (_cpu_seconds(pid) - cpu_start) / (rounds * len(order))
+            yield name
         finally:
             tmux.kill(name)
-    return times, cpu
 
 
 def _cpu_seconds(pid: str) -> float:
