@@ -69,3 +69,19 @@ def provenance(
         "packages": package_versions(),
         "time": now(),
     }
+
+
+def hub_revision(repo_id: str) -> str | None:
+    """The commit of a hub model's files in the local cache (the snapshot its config lies in), or
+    None when it is not cached. transformers 5 no longer keeps `_commit_hash` on the config, so
+    this is where a hub id's revision is read from; no network is used."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        path = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id
+        return None
+    if not isinstance(path, str):
+        return None
+    snapshot = Path(path).parent.name  # …/models--org--name/snapshots/<commit>/config.json
+    return snapshot if len(snapshot) == 40 and all(c in "0123456789abcdef" for c in snapshot) else None

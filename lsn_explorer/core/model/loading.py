@@ -121,7 +121,7 @@ class ModelHandle:
     def provenance(self) -> dict[str, Any]:
         """What identifies these weights in a record: source, family, precision, shape, and the
         checkpoint's file fingerprint (a local folder) or hub revision."""
-        from lsn_explorer.session.provenance import checkpoint_fingerprint
+        from lsn_explorer.session.provenance import checkpoint_fingerprint, hub_revision
 
         info: dict[str, Any] = {
             "source": self.source,
@@ -134,7 +134,7 @@ class ModelHandle:
         if Path(self.source).expanduser().is_dir():
             info["fingerprint"] = checkpoint_fingerprint(Path(self.source).expanduser())
         else:
-            info["revision"] = getattr(self.model.config, "_commit_hash", None)
+            info["revision"] = getattr(self.model.config, "_commit_hash", None) or hub_revision(self.source)
         if self.adapter is not None:
             info["adapter"] = self.adapter
         if self.remote == "ndif":  # the weights NDIF holds: its revision and precision, not ours

@@ -51,10 +51,15 @@ def stats_identity(model: dict[str, Any] | None, site: str, mode: str) -> dict[s
 
 
 def identity_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """`quantization nf4 vs None`-style lines for every key where two identities differ."""
+    """`quantization nf4 vs None`-style lines for every key where two identities differ.
+
+    A hub revision missing on one side is unknown, not different: records written before the
+    revision was read from the hub cache (transformers 5 dropped the config's `_commit_hash`)
+    have none, and refusing them would strand every older session of a hub model."""
     shown = {"fingerprint": "checkpoint files", "revision": "revision"}
+    unknown = {"revision"} if a.get("revision") is None or b.get("revision") is None else set()
     return [f"{shown.get(k, k)} {a.get(k) if k not in shown else str(a.get(k))[:12]} vs "
-            f"{b.get(k) if k not in shown else str(b.get(k))[:12]}" for k in a if a.get(k) != b.get(k)]
+            f"{b.get(k) if k not in shown else str(b.get(k))[:12]}" for k in a if a.get(k) != b.get(k) and k not in unknown]
 
 
 @dataclass(frozen=True)
