@@ -182,20 +182,24 @@ def test_compiled_kernel_counts_exactly_like_the_eager_one():
     """torch.compile's fused loop must put every value in the same bin and give the same integer
     sums as the eager ops (the two may meet in one merge); only the float sum of squares may
     differ in its last bits. Batches of two sizes and an atom exercise the shape changes."""
+    import shutil
+
     from lsn_explorer.core.stats import kernel
 
+    if not (shutil.which("c++") or shutil.which("g++")):
+        pytest.skip("no C++ compiler: torch.compile's CPU backend cannot build the kernel here")
     calib = silu_like(2048, 96, 0)
     calib[::5, 7] = 0.25
     grid = HistogramGrid.calibrate([calib])
     eager = StatsAccumulator(grid, kernel=kernel.block_counts)
-    fused = StatsAccumulator(grid, kernel=kernel.guarded(kernel.compiled()))
+    # Unguarded: a compile failure must fail this test, not fall back to eager and pass.
+    fused = StatsAccumulator(grid, kernel=kernel.compiled())
     for seed, n in ((3, 512), (4, 512), (5, 333)):
         values = silu_like(n, 96, seed)
         values[::5, 7] = 0.25
         for acc in (eager, fused):
             acc.update(0, values)
             acc.end_batch(n)
-    assert fused.kernel is not kernel.block_counts
     for name in ("positive", "sum_fixed", "minimum", "maximum", "hist", "atom_hits"):
         assert torch.equal(getattr(eager, name), getattr(fused, name)), name
     assert eager.atom_hits.sum() > 0
