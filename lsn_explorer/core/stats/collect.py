@@ -96,7 +96,8 @@ def collect_stats(
         n_calib += 1
     calibration = [_read_layers(handle, plan.batches[k], site) for k in range(n_calib)]
     grid = HistogramGrid.calibrate([torch.cat(rows) for rows in zip(*calibration)], bins)
-    counting = kernel.choose(torch.device(handle.device), total * handle.n_layers * handle.d_ff)
+    # Chosen on the whole corpus, not this shard's part: every shard of a run counts the same way.
+    counting = kernel.choose(torch.device(handle.device), plan.total_tokens * handle.n_layers * handle.d_ff)
     acc = StatsAccumulator(grid, device=handle.device, kernel=counting)
     per_batch = mode == "faithful"
     done = 0
