@@ -110,8 +110,10 @@ def _run(args: argparse.Namespace) -> int:
             if main_rank(ranks):
                 print(summary, file=sys.stderr)
                 _print_table(session, session.eval_named(evaluation.name), args)
-    finally:
-        leave(ranks)
+    except BaseException:
+        leave(ranks, clean=False)
+        raise
+    leave(ranks)
     return 0
 
 

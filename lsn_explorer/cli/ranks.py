@@ -42,10 +42,16 @@ def main_rank(ranks: Ranks | None) -> bool:
     return ranks is None or ranks.main
 
 
-def leave(ranks: Ranks | None) -> None:
+def leave(ranks: Ranks | None, *, clean: bool = True) -> None:
+    """Leave the process group. After a clean run every rank first waits for the others: a rank
+    that tore down its connections while a peer was still receiving could abort that peer at exit
+    ("terminate called without an active exception", seen once in the killed-rank test). After a
+    failure a peer may be gone, so nobody waits."""
     if ranks is not None:
-        from lsn_explorer.core.distributed import finish
+        from lsn_explorer.core.distributed import barrier, finish
 
+        if clean:
+            barrier(ranks)
         finish()
 
 

@@ -121,8 +121,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
             summaries = compute_stats(session, handle, corpora, settings, shard=shard_spec, progress=progress,
                                       warn=lambda m: print(f"warning: {m}", file=sys.stderr),
                                       allow_mixed=args.allow_mixed, ranks=ranks)
-    finally:
-        leave(ranks)
+    except BaseException:
+        leave(ranks, clean=False)
+        raise
+    leave(ranks)
     if not main_rank(ranks):
         return 0
     if args.json:
