@@ -8,7 +8,8 @@ counts 2.2× faster (4.3 vs 9.7 ns per value at d_ff 1024, index_add included, o
 
 Compiled and eager give the same positions and integer sums bit for bit (tested): the compiled
 C++ keeps each operation's float32 rounding (no contraction into fused multiply-adds), and sums of
-integers do not depend on order. Only the float64 sum of squares may differ in its last bits.
+integers do not depend on order. Only the sum of squares (float32 per block, then added in
+float64) may differ in its last bits, and with it the stored `sqmean`.
 
 Compiling costs seconds once per process and shape family (more on a cold cache), so `choose`
 compiles only runs long enough to win it back, on a CPU: on a GPU the eager ops are already
