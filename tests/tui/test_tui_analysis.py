@@ -277,6 +277,27 @@ async def test_rows_without_a_switched_on_row_and_a_list_with_random(make_analys
 
 
 # -- the plot widget ----------------------------------------------------------------------------
+async def test_the_table_is_drawn_at_its_cells_width_even_when_painted_before_idle(make_analysis_app):
+    # Textual sizes auto-width columns on an idle event and keeps the lines it painted before under
+    # the same cache key: a paint between filling the table and that idle event stuck at the
+    # headers' width ("1.  0."), which is what CI's snapshot caught under load. Paint in between here.
+    from lsn_explorer.workbench.latent import TableView
+
+    app = make_analysis_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        panel = await open_tab(app, pilot)
+        numbers = TableView("similarity", ["", "en", "ja"], [["en", 1.0, 0.93612], ["ja", 0.93612, 1.0]], digits=3)
+        chart = Figure([Chart("c", "lines", [Series("ja", [0, 1], [0, 1], 1)])], ["en", "ja"], [("solid", "none")])
+        panel._draw(panel._serial, {}, chart, numbers)
+        grid = panel.query_one("#analysis-table", DataTable)
+        early = [grid.render_line(y).text for y in range(3)]  # before any idle event
+        await pilot.pause()
+        await pilot.pause()
+        lines = [grid.render_line(y).text for y in range(3)]
+        assert early == lines
+        assert "ja  0.936  1.000" in lines[2], lines
+
+
 def test_points_land_in_the_expected_braille_cells():
     # 4 × 2 cells = 8 × 8 dots: (0, 0) is the bottom-left dot, (1, 1) the top-right one.
     chart = Chart("t", "scatter", [Series("ja", [0.0, 1.0], [0.0, 1.0], group=1, style="points")])
@@ -329,9 +350,10 @@ def test_analysis_tab_snapshot(snap_compare, make_analysis_app):
         # analysis worker after the first has finished: wait until none runs.
         for _ in range(3):
             await settle(app, pilot)
-        # The table sizes its columns to the new cells on a later refresh: without this pause the
-        # picture could catch the columns still at the headers' width.
-        await pilot.pause(0.3)
+        quiet = 0  # polls in a row with no worker running
+        while quiet < 3:
+            quiet = 0 if any(worker.is_running for worker in app.workers) else quiet + 1
+            await pilot.pause(0.05)
         app.set_focus(None)  # no blinking cursor in the picture
         await pilot.pause()
 

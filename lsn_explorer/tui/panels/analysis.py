@@ -23,6 +23,7 @@ from textual.widgets import Button, Checkbox, DataTable, Input, Label, ProgressB
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.hints import app_hint
 from lsn_explorer.tui.panels.base import IDLE_TOTAL, Panel, Throttle
+from lsn_explorer.tui.widgets import tables
 from lsn_explorer.tui.widgets.plots import Plot
 from lsn_explorer.tui.widgets.slider import LayerSlider
 from lsn_explorer.workbench.bench import Workbench
@@ -57,6 +58,7 @@ class AnalysisPanel(Panel):
         self.current: dict[str, Any] | None = None  # the result on screen
         self._computing = False
         self._serial = 0  # the newest result asked for; older ones arriving late are dropped
+        self._numbers: TableView | None = None  # what the table shows
         self._langs_filled = ""  # what restore put in the languages field (followed until edited)
 
     def compose(self) -> ComposeResult:
@@ -100,6 +102,7 @@ class AnalysisPanel(Panel):
             self.query_one("#analysis-conditions", Select).value = defaults.conditions
         self.query_one(Plot).show(None, EMPTY)
         self.query_one("#analysis-table", DataTable).clear(columns=True)
+        self._numbers = None
         self.query_one("#analysis-table-title", Label).update("")
         slider = self.query_one(LayerSlider)
         slider.set_range(0, 0)
@@ -237,12 +240,13 @@ class AnalysisPanel(Panel):
             return  # another analysis or layer was asked for meanwhile
         self.current = result
         self.query_one(Plot).show(chart)
+        if numbers == self._numbers:
+            return  # the same numbers again (the slider's range change asks once more): no flicker
+        self._numbers = numbers
         self.query_one("#analysis-table-title", Label).update(numbers.title)
-        grid = self.query_one("#analysis-table", DataTable)
-        grid.clear(columns=True)
-        grid.add_columns(*numbers.columns)
-        for row in numbers.rows:
-            grid.add_row(*(f"{cell:.{numbers.digits}f}" if isinstance(cell, float) else cell for cell in row))
+        tables.fill(self.query_one("#analysis-table", DataTable), numbers.columns,
+                    [[f"{cell:.{numbers.digits}f}" if isinstance(cell, float) else str(cell) for cell in row]
+                     for row in numbers.rows])
 
     # -- export --------------------------------------------------------------------------------
     def action_write_png(self) -> None:

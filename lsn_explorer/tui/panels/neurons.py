@@ -14,6 +14,7 @@ from lsn_explorer.errors import LsnError, SetInUse
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import IDLE_TOTAL, Panel, Throttle
 from lsn_explorer.tui.screens.replace_set import ReplaceChoice, ReplaceSetScreen
+from lsn_explorer.tui.widgets import tables
 from lsn_explorer.tui.widgets.charts import heat_cell, layer_chart
 from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.workbench.views import NeuronProfile, NeuronSetSummary, format_params, parse_params
@@ -101,20 +102,15 @@ class NeuronsPanel(Panel):
         self._render_summary(summary)
 
     def _render_summary(self, s: NeuronSetSummary) -> None:
-        counts = self.query_one("#set-counts", DataTable)
-        counts.clear(columns=True)
-        counts.add_columns("language", "neurons", *[f"L{layer}" for layer in range(s.n_layers)])
-        for lang, n in s.counts.items():
-            counts.add_row(lang, f"{n:,}", *[str(c) for c in s.per_layer[lang]])
+        tables.fill(self.query_one("#set-counts", DataTable),
+                    ["language", "neurons", *[f"L{layer}" for layer in range(s.n_layers)]],
+                    [[lang, f"{n:,}", *[str(c) for c in s.per_layer[lang]]] for lang, n in s.counts.items()])
         params = " ".join(f"{k}={v}" for k, v in s.params.items())
         chart = layer_chart(s.per_layer, s.n_layers)
         chart.title = f"{s.name} ({TITLES.get(s.method, s.method)}; {params})"
         self.query_one("#layer-chart", Static).update(chart)
-        overlap = self.query_one("#overlap", DataTable)
-        overlap.clear(columns=True)
-        overlap.add_columns("", *s.overlap_langs)
-        for lang, row in zip(s.overlap_langs, s.overlap):
-            overlap.add_row(lang, *[heat_cell(v) for v in row])
+        tables.fill(self.query_one("#overlap", DataTable), ["", *s.overlap_langs],
+                    [[lang, *[heat_cell(v) for v in row]] for lang, row in zip(s.overlap_langs, s.overlap)])
 
     # -- running a method ----------------------------------------------------------------------
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -216,11 +212,8 @@ class NeuronsPanel(Panel):
             self.run_method()
 
     def _render_profile(self, p: NeuronProfile) -> None:
-        table = self.query_one("#inspect-table", DataTable)
-        table.clear(columns=True)
-        table.add_columns(f"{p.layer}.{p.neuron} ({p.site})", *p.columns)
-        for lang, values in p.rows.items():
-            table.add_row(lang, *[f"{v:.3f}" for v in values])
+        tables.fill(self.query_one("#inspect-table", DataTable), [f"{p.layer}.{p.neuron} ({p.site})", *p.columns],
+                    [[lang, *[f"{v:.3f}" for v in values]] for lang, values in p.rows.items()])
         member = ", ".join(p.member_of) if p.member_of else "no stored set"
         self.query_one("#inspect-sets", Static).update(f"{p.layer}.{p.neuron} is in: {member}")
 

@@ -14,6 +14,7 @@ from lsn_explorer.core.tasks.registry import TASKS
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import SessionChanged
 from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.widgets import tables
 from lsn_explorer.tui.widgets.adapter_picker import AdapterPicker
 from lsn_explorer.workbench.bench import Workbench
 
@@ -113,18 +114,13 @@ class ScorePanel(Panel):
     def _scored(self, score: SampleScore) -> None:
         self._show(score.shown)
         table = self.query_one("#score-table", DataTable)
-        table.clear(columns=True)
         if score.task == "xnli":
-            table.add_columns("row", "prediction", "correct", "P(entailment)", "P(neutral)", "P(contradiction)")
-            for row in score.rows:
-                table.add_row(row.label, row.prediction, "yes" if row.correct else "no",
-                              *[f"{p:.3f}" for p in row.probabilities])
+            tables.fill(table, ["row", "prediction", "correct", "P(entailment)", "P(neutral)", "P(contradiction)"],
+                        [[row.label, row.prediction, "yes" if row.correct else "no", *[f"{p:.3f}" for p in row.probabilities]]
+                         for row in score.rows])
         else:
             extra = ["token-id F1"] if score.task == "xquad" else []
-            table.add_columns("row", "answer", "EM", "F1", *extra)
-            for row in score.rows:
-                cells = [row.label, row.prediction or "(empty)", f"{row.exact_match:.0f}", f"{row.f1:.2f}"]
-                if extra:
-                    cells.append(f"{row.token_f1:.2f}")
-                table.add_row(*cells)
+            tables.fill(table, ["row", "answer", "EM", "F1", *extra],
+                        [[row.label, row.prediction or "(empty)", f"{row.exact_match:.0f}", f"{row.f1:.2f}",
+                          *([f"{row.token_f1:.2f}"] if extra else [])] for row in score.rows])
         self.post_message(SessionChanged())
