@@ -341,12 +341,13 @@ class LsnApp(App[None]):
         """Bring `tab` to the front and return its panel (for the actions that act on one).
 
         Tabs other than Languages mount lazily after the first paint, so a key pressed at once
-        can arrive before the panel exists; wait for it (a frame or two) instead of failing."""
+        can arrive before the panel exists, or exists but has not composed its fields; wait until
+        it is mounted (a frame or two) instead of failing."""
         self.query_one(TabbedContent).active = tab
         pane = self.query_one(f"#{tab}")
         for _ in range(250):
             found = pane.query(panel)
-            if found:
+            if found and found.first().is_mounted:
                 return found.first()
             await asyncio.sleep(0.02)
         return pane.query_one(panel)  # still missing after 5 s: let NoMatches say so

@@ -39,3 +39,19 @@ async def test_history_rerun_goes_to_the_tab_that_made_the_entry(make_app):
         assert app.query_one(TabbedContent).active == "generate"
         assert [r.payload["prompt"] for r in app.workbench.session.records("generation")] == ["Alpha", "Alpha"]
         assert table.row_count == 4
+
+
+async def test_every_tab_key_pressed_at_once_after_launch_focuses_its_tab(make_app):
+    # Tabs mount lazily after the first paint; a tab key pressed before its panel had composed
+    # found the panel but not the field to focus, and the app died (NoMatches '#method').
+    from lsn_explorer.tui.panels.base import Panel
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for key in ("f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10"):
+            await pilot.press(key)
+        await settle(app, pilot)
+        assert app.return_code is None  # still running
+        panel = app.query_one(TabbedContent).active_pane.query_one(Panel)
+        assert type(panel).__name__ == "AnalysisPanel"
+        assert app.focused is panel.query_one(panel.DEFAULT_FOCUS)
