@@ -11,3 +11,34 @@ def test_an_undefined_jaccard_is_a_dash_not_a_crash():
     assert heat_cell(float("nan")).plain.strip() == "–"
     cell = heat_cell(0.5)
     assert cell.plain.strip() == "0.50" and "on rgb(42,63,127)" in str(cell.style)
+
+
+async def test_the_key_footer_shows_what_textuals_own_footer_shows_on_every_tab(make_app):
+    # KeyFooter updates its key widgets in place and hides the ones a tab does not need; Textual's
+    # Footer, mounted beside it, rebuilds from scratch on every change: the visible keys must agree.
+    from textual.widgets import Footer
+    from textual.widgets._footer import FooterKey
+    from tui_helpers import SIZE, settle
+
+    from lsn_explorer.tui.widgets.footer import KeyFooter
+
+    def keys(footer) -> list[tuple[str, str, bool]]:
+        return [(key.key, key.description, key._disabled) for key in footer.query_children(FooterKey)
+                if key.display and not key.has_class("-command-palette")]
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        stock = Footer(id="stock")
+        await app.screen.mount(stock)
+        ours = app.query_one(KeyFooter)
+        seen = set()
+        for key in ("f3", "f5", "f4", "f10", "f2", "f6", "f9", "f7", "f8", "f5", "f2"):
+            await pilot.press(key)
+            await pilot.pause()
+            await pilot.pause()
+            assert keys(ours) == keys(stock), key
+            seen.add(tuple(keys(ours)))
+        assert len(seen) > 3  # the tabs do show different keys
+        hidden = [key for key in ours.query_children(FooterKey) if not key.display]
+        assert hidden  # F2 shows fewer keys than the widest tab: the rest wait hidden

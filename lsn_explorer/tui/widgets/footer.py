@@ -4,7 +4,8 @@ Textual's Footer recomposes on every `bindings_updated` signal — removes each 
 new ones and styles each of them twice — and the signal fires on every focus move, several times
 per tab switch (issue 17: 0.56 s of 10 tab switches, an extra layout and frame each time). Here
 the keys to show are compared with those shown and, when they differ, the key widgets there take
-the new keys' text; only a change in their number mounts or removes any.
+the new keys' text; keys beyond those shown are hidden, and only more keys than ever shown mount
+new ones.
 """
 
 from __future__ import annotations
@@ -38,21 +39,25 @@ class KeyFooter(Footer):
             return
         keys = [key for key in self.query_children(FooterKey) if not key.has_class("-command-palette")]
         for widget, (binding, enabled, tooltip) in zip(keys, shown):
-            widget.key, widget.action = binding.key, binding.action
-            widget.key_display, widget.description = self.app.get_key_display(binding), binding.description
-            widget._disabled = not enabled
-            widget.set_class(not enabled, "-disabled")
+            text = (binding.key, binding.action, self.app.get_key_display(binding), binding.description)
+            if (widget.key, widget.action, widget.key_display, widget.description) != text:
+                widget.key, widget.action, widget.key_display, widget.description = text
+                widget.refresh(layout=True)
+            if widget._disabled == enabled:
+                widget._disabled = not enabled
+                widget.set_class(not enabled, "-disabled")
             widget.tooltip = tooltip or None
-            widget.refresh(layout=True)
+            widget.display = True
+        # Keys beyond those shown are hidden, not removed: the next tab with more keys shows them
+        # again instead of mounting new ones (a mount and a removal per tab switch otherwise).
         for widget in keys[len(shown):]:
-            widget.remove()
+            widget.display = False
         extra = [FooterKey(binding.key, self.app.get_key_display(binding), binding.description, binding.action,
-                           disabled=not enabled, tooltip=tooltip).data_bind(compact=Footer.compact)
+                         disabled=not enabled, tooltip=tooltip).data_bind(compact=Footer.compact)
                  for binding, enabled, tooltip in shown[len(keys):]]
         if extra:
             palette = self.query_children(".-command-palette")
             self.mount_all(extra, before=palette.first() if palette else None)
-
 
 def _keys_to_show(screen: Screen) -> list[Shown]:
     """The keys Footer.compose would show, in its order: one per action, the first binding of each."""
