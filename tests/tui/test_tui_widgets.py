@@ -42,3 +42,27 @@ async def test_the_key_footer_shows_what_textuals_own_footer_shows_on_every_tab(
         assert len(seen) > 3  # the tabs do show different keys
         hidden = [key for key in ours.query_children(FooterKey) if not key.display]
         assert hidden  # F2 shows fewer keys than the widest tab: the rest wait hidden
+
+
+async def test_a_filled_table_is_drawn_at_its_cells_width_before_any_idle_event_and_keeps_row_keys():
+    from rich.text import Text
+    from textual.app import App
+    from textual.widgets import DataTable
+
+    from lsn_explorer.tui.widgets import tables
+
+    class One(App):
+        def compose(self):
+            yield DataTable(cursor_type="row")
+
+    app = One()
+    async with app.run_test(size=(60, 8)) as pilot:
+        grid = app.query_one(DataTable)
+        grid.add_columns("job", "state")
+        await pilot.pause()
+        tables.fill(grid, ["job", "state"], [["12", Text("running", style="bold")], ["3", "finished"]], keys=["12", "3"])
+        lines = [grid.render_line(y).text.rstrip() for y in range(3)]  # painted before the idle event
+        assert lines == [" job  state", " 12   running", " 3    finished"], lines
+        assert grid.get_row_index("3") == 1
+        tables.fill(grid, ["job", "state"], [["4", "queued"]])  # narrower: the columns shrink with it
+        assert grid.render_line(1).text.rstrip() == " 4    queued"

@@ -13,8 +13,11 @@ from textual.widgets import DataTable, Label, Static
 
 from lsn_explorer.tui.messages import RerunRequested
 from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.widgets import tables
 from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.workbench.views import HistoryEntry
+
+COLUMNS = ("record", "kind", "what", "rows")
 
 
 class HistoryPanel(Panel):
@@ -28,7 +31,7 @@ class HistoryPanel(Panel):
             yield Static("", id="history-detail", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one("#history-table", DataTable).add_columns("record", "kind", "what", "rows")
+        self.query_one("#history-table", DataTable).add_columns(*COLUMNS)
         self.entries: dict[str, HistoryEntry] = {}
 
     def restore(self, workbench: Workbench) -> None:
@@ -39,12 +42,9 @@ class HistoryPanel(Panel):
         # New records come in at the top: keep the cursor on the record it was on (by id), or R
         # would re-run whichever entry slid under it.
         selected = self._selected()
-        table.clear()
-        self.entries = {}
-        for entry in self.workbench.history():
-            key = str(entry.record)
-            self.entries[key] = entry
-            table.add_row(key, entry.kind, entry.title[:40], str(len(entry.rows)), key=key)
+        self.entries = {str(entry.record): entry for entry in self.workbench.history()}
+        tables.fill(table, COLUMNS, [[key, entry.kind, entry.title[:40], str(len(entry.rows))]
+                                     for key, entry in self.entries.items()], keys=list(self.entries))
         if selected is not None and str(selected.record) in self.entries:
             table.move_cursor(row=table.get_row_index(str(selected.record)), animate=False)
         self._detail()

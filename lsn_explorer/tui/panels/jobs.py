@@ -17,10 +17,12 @@ from textual.widgets import DataTable, Label, Static
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.messages import JobEnded, ResultsRequested
 from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.widgets import tables
 from lsn_explorer.tui.widgets.charts import loss_curve
 from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.workbench.jobs import JobRow
 
+COLUMNS = ("job", "what", "state", "progress", "left", "last")
 POLL_S = 0.5  # how often the job rows are read while they matter
 BAR_WIDTH = 16
 LAST_WIDTH = 44  # the "last" column fits 120 columns; the detail box below shows all of it
@@ -62,7 +64,7 @@ class JobsPanel(Panel):
         yield Static("", id="loss-curve")
 
     def on_mount(self) -> None:
-        self.query_one("#jobs-table", DataTable).add_columns("job", "what", "state", "progress", "left", "last")
+        self.query_one("#jobs-table", DataTable).add_columns(*COLUMNS)
         self.rows: dict[int, JobRow] = {}
         self.shown: list[JobRow] = []
         self.set_interval(POLL_S, self.poll)
@@ -102,10 +104,10 @@ class JobsPanel(Panel):
     def _draw(self, rows: list[JobRow], select: int | None = None) -> None:
         table = self.query_one("#jobs-table", DataTable)
         current = select if select is not None else self._selected_id()
-        table.clear()
-        for row in reversed(rows):  # newest first
-            table.add_row(str(row.id), row.name, Text(row.state, style=STATE_STYLES.get(row.state, "")),
-                          progress_bar(row), row.eta, _clip(row.progress, LAST_WIDTH), key=str(row.id))
+        newest_first = list(reversed(rows))
+        tables.fill(table, COLUMNS, [[str(row.id), row.name, Text(row.state, style=STATE_STYLES.get(row.state, "")),
+                                      progress_bar(row), row.eta, _clip(row.progress, LAST_WIDTH)] for row in newest_first],
+                    keys=[str(row.id) for row in newest_first])
         self.shown = rows
         if current is not None and current in self.rows:
             table.move_cursor(row=table.get_row_index(str(current)), animate=False)

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Label, Static
 
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.panels.base import Panel
+from lsn_explorer.tui.widgets import tables
 from lsn_explorer.workbench.bench import Workbench
 from lsn_explorer.workbench.evals import EvalView
 from lsn_explorer.workbench.jobs import JobRow
@@ -28,6 +29,7 @@ HEAT_STYLES: dict[str, str] = {
     "worse-1": "#d6604d", "worse-2": "black on #f4a582", "worse-3": "bold white on #b2182b",
     "better-1": "#4393c3", "better-2": "black on #92c5de", "better-3": "bold white on #2166ac",
 }
+EVAL_COLUMNS = ("evaluation", "task", "languages", "columns", "state")
 LEGEND = (("worse-3", " much worse "), ("worse-2", " worse "), ("worse-1", " worse? "), ("same", " same "),
           ("better-1", " better? "), ("better-2", " better "), ("better-3", " much better "))
 
@@ -55,7 +57,7 @@ class ResultsPanel(Panel):
         yield Static(legend(), id="heat-legend")
 
     def on_mount(self) -> None:
-        self.query_one("#evals-table", DataTable).add_columns("evaluation", "task", "languages", "columns", "state")
+        self.query_one("#evals-table", DataTable).add_columns(*EVAL_COLUMNS)
         self.current: str | None = None
 
     def restore(self, workbench: Workbench) -> None:
@@ -71,9 +73,9 @@ class ResultsPanel(Panel):
     def records_changed(self) -> None:
         table = self.query_one("#evals-table", DataTable)
         selected = self._selected()
-        table.clear()
-        for row in self.workbench.evaluations():
-            table.add_row(row.name, row.task, row.langs, str(row.columns), row.state, key=row.name)
+        rows = list(self.workbench.evaluations())
+        tables.fill(table, EVAL_COLUMNS, [[row.name, row.task, row.langs, str(row.columns), row.state] for row in rows],
+                    keys=[row.name for row in rows])
         if selected is not None and table.row_count and selected in {r.value for r in table.rows}:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
 

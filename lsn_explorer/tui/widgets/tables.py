@@ -21,9 +21,12 @@ def width(cell: Cell) -> int:
     return max((cell_len(line) for line in (cell.plain if isinstance(cell, Text) else cell).split("\n")), default=0)
 
 
-def fill(grid: DataTable, columns: Sequence[str], rows: Sequence[Sequence[Cell]]) -> None:
-    """Replace the table's columns and rows, each column as wide as its widest cell or header."""
+def fill(grid: DataTable, columns: Sequence[str], rows: Sequence[Sequence[Cell]],
+         keys: Sequence[str] | None = None) -> None:
+    """Replace the table's columns and rows, each column as wide as its widest cell or header;
+    `keys` names the rows (for a cursor kept on the same row across refills)."""
     grid.clear(columns=True)
     for index, header in enumerate(columns):
         grid.add_column(header, width=max(width(cell) for cell in [header, *(row[index] for row in rows)]))
-    grid.add_rows(rows)
+    for row, key in zip(rows, keys if keys is not None else [None] * len(rows)):
+        grid.add_row(*row, key=key)
