@@ -14,6 +14,7 @@ import argparse
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from lsn_explorer import __version__
 from lsn_explorer.cli import analyze, demo, evaluate, finetune, generate, identify, jobs, model, ppl, score, session, stats, tui
@@ -25,9 +26,19 @@ COMMANDS = (model, demo, stats, identify, generate, ppl, score, evaluate, finetu
             tui)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, failing the way every other CLI error does: `error:` and `hint:` on
+    stderr and exit status 2, instead of a usage block. Sub-parsers are of the same class
+    (argparse makes them of their parent's), so their `prog` names the command in the hint."""
+
+    def error(self, message: str) -> NoReturn:
+        print_error(message, f"`{self.prog} --help` lists its arguments")
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `lsn-explorer` parser with every command's sub-parser."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lsn-explorer",
         description="Find and intervene on language-specific and transfer neurons in LLMs.",
     )
@@ -42,7 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0, 2 for a user-facing error, 130 interrupted)."""
     parser = build_parser()
     # No arguments at all opens the app, the way a newcomer starts (`make run` does this too).
-    args = parser.parse_args(["tui"] if argv is None and len(sys.argv) == 1 else argv)
+    try:
+        args, extra = parser.parse_known_args(["tui"] if argv is None and len(sys.argv) == 1 else argv)
+    except SystemExit as exc:  # --help and --version (0), or an argument refused (2, already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    if extra:  # found after the command's own parser finished: name that command in the hint
+        command = " ".join(["lsn-explorer", *([args.command] if getattr(args, "command", None) else [])])
+        print_error(f"unrecognized arguments: {' '.join(extra)}", f"`{command} --help` lists its arguments")
+        return 2
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

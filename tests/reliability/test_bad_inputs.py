@@ -378,6 +378,11 @@ CASES = [
          expect="invalid session name '../up'"),
     Case("tui-sessions-dir-is-a-file", ["tui", "--sessions-dir", "{in}/store", "--session", "t"],
          sessions_dir_is_a_file, expect="is a file, not a folder"),
+    # argparse's own refusals, in the same two lines (they printed a usage block and no hint)
+    Case("args-unknown-flag", ["stats", "--bogus", *S], expect="unrecognized arguments: --bogus"),
+    Case("args-bad-value", ["stats", "--tokens", "abc", *S], expect="argument --tokens: 'abc'"),
+    Case("args-missing-required", ["generate", *S], expect="the following arguments are required: --prompt"),
+    Case("args-unknown-command", ["nosuch"], expect="invalid choice: 'nosuch'"),
 ]
 
 
