@@ -351,9 +351,12 @@ def test_analysis_tab_snapshot(snap_compare, make_analysis_app):
         for _ in range(3):
             await settle(app, pilot)
         quiet = 0  # polls in a row with no worker running
-        while quiet < 3:
+        for _ in range(200):  # 10 s at most: a worker that never ends fails below, not hangs
             quiet = 0 if any(worker.is_running for worker in app.workers) else quiet + 1
+            if quiet == 3:
+                break
             await pilot.pause(0.05)
+        assert quiet == 3, "an analysis worker was still running after 10 s"
         app.set_focus(None)  # no blinking cursor in the picture
         await pilot.pause()
 

@@ -59,6 +59,7 @@ class KeyFooter(Footer):
             palette = self.query_children(".-command-palette")
             self.mount_all(extra, before=palette.first() if palette else None)
 
+
 def _keys_to_show(screen: Screen) -> list[Shown]:
     """The keys Footer.compose would show, in its order: one per action, the first binding of each."""
     by_action: dict[str, Shown] = {}
