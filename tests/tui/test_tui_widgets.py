@@ -14,17 +14,18 @@ def test_an_undefined_jaccard_is_a_dash_not_a_crash():
 
 
 async def test_the_key_footer_shows_what_textuals_own_footer_shows_on_every_tab(make_app):
-    # KeyFooter updates its key widgets in place and hides the ones a tab does not need; Textual's
-    # Footer, mounted beside it, rebuilds from scratch on every change: the visible keys must agree.
+    # KeyFooter draws the keys as one line; Textual's Footer, mounted beside it, rebuilds its key
+    # widgets from scratch on every change: the keys, their order and their state must agree, and
+    # the line must read as Textual's keys do.
     from textual.widgets import Footer
     from textual.widgets._footer import FooterKey
     from tui_helpers import SIZE, settle
 
     from lsn_explorer.tui.widgets.footer import KeyFooter
 
-    def keys(footer) -> list[tuple[str, str, bool]]:
-        return [(key.key, key.description, key._disabled) for key in footer.query_children(FooterKey)
-                if key.display and not key.has_class("-command-palette")]
+    def stock_keys(footer) -> list[tuple[str, str, bool, bool]]:
+        return [(key.key, key.description, not key._disabled, key.has_class("-command-palette"))
+                for key in footer.query_children(FooterKey)]
 
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -37,11 +38,64 @@ async def test_the_key_footer_shows_what_textuals_own_footer_shows_on_every_tab(
             await pilot.press(key)
             await pilot.pause()
             await pilot.pause()
-            assert keys(ours) == keys(stock), key
-            seen.add(tuple(keys(ours)))
+            shown = [(k.key, k.description, k.enabled, k.palette) for k in ours.keys]
+            assert shown == stock_keys(stock), key
+            line = ours.render().plain
+            assert line.endswith("▏^p palette ") and len(line) == ours.size.width, key
+            left = line.index("▏")  # keys that do not fit are cut at the palette's key, as Textual's are
+            keys = "".join(f" {k.display} {k.description} " for k in ours.keys if not k.palette)
+            assert line[:left].rstrip() == keys[:left].rstrip(), key
+            seen.add(tuple(shown))
         assert len(seen) > 3  # the tabs do show different keys
-        hidden = [key for key in ours.query_children(FooterKey) if not key.display]
-        assert hidden  # F2 shows fewer keys than the widest tab: the rest wait hidden
+
+
+async def test_a_tab_switch_repaints_the_key_footer_without_laying_out_the_screen(make_app, monkeypatch):
+    # Issue 17: Textual's Footer changed width with its keys' text, so every tab switch laid the
+    # whole screen out again (twice). The key line has one size whatever it shows.
+    from textual.widget import Widget
+    from tui_helpers import SIZE, settle
+
+    from lsn_explorer.tui.widgets.footer import KeyFooter
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        footer = app.query_one(KeyFooter)
+        asked: list[bool] = []  # layout=… of every refresh the footer or a widget inside it asks for
+        refresh = Widget.refresh
+
+        def recorded(widget, *regions, **kwargs):
+            if widget is footer or footer in widget.ancestors:
+                asked.append(bool(kwargs.get("layout")))
+            return refresh(widget, *regions, **kwargs)
+
+        monkeypatch.setattr(Widget, "refresh", recorded)
+        before = footer.render().plain
+        await pilot.press("f4")
+        await pilot.pause()
+        assert footer.render().plain != before and asked and not any(asked)
+
+
+async def test_a_click_on_a_footer_key_presses_it_and_hovering_shows_its_tooltip(make_app):
+    from tui_helpers import SIZE, settle
+
+    from lsn_explorer.tui.screens.help import HelpScreen
+    from lsn_explorer.tui.widgets.footer import KeyFooter
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        footer = app.query_one(KeyFooter)
+        line = footer.render().plain
+        x = line.index(" f1 Help ") + 2
+        assert footer.key_at(x).key == "f1" and footer.key_at(len(line.rstrip()) + 1) is None
+        plain = footer.render().get_style_at_offset(app.console, x)
+        await pilot.hover(KeyFooter, offset=(x, 0))
+        assert footer._hover is footer.key_at(x) and footer.tooltip == (footer._hover.tooltip or None)
+        assert footer.render().get_style_at_offset(app.console, x).bgcolor != plain.bgcolor  # highlighted
+        await pilot.click(KeyFooter, offset=(x, 0))
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
 
 
 async def test_a_filled_table_is_drawn_at_its_cells_width_before_any_idle_event_and_keeps_row_keys():

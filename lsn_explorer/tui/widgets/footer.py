@@ -1,69 +1,169 @@
-"""The key footer: Textual's Footer, brought up to date in place instead of rebuilt.
+"""The key footer: the keys of the focused tab, drawn as one line by one widget.
 
-Textual's Footer recomposes on every `bindings_updated` signal — removes each key widget, mounts
-new ones and styles each of them twice — and the signal fires on every focus move, several times
-per tab switch (issue 17: 0.56 s of 10 tab switches, an extra layout and frame each time). Here
-the keys to show are compared with those shown and, when they differ, the key widgets there take
-the new keys' text; keys beyond those shown are hidden, and only more keys than ever shown mount
-new ones.
+Textual's Footer is a row of key widgets, one per key, each as wide as its text, and it rebuilds
+the row on every `bindings_updated` signal, which fires on every focus move. Any change of a key's
+text changes that widget's width, and so the whole screen was laid out again, twice per tab switch
+(issue 17: the footer alone caused a full layout and frame per switch, and its keys' size updates a
+second one). Here the footer is one widget of fixed size: a change of keys only repaints this line.
+
+It draws what Textual's Footer draws, cell for cell and style for style (the app's snapshots did
+not change with it): `␣key␣description␣` per key, the command palette's key at the right edge
+behind a thin bar, a hovered key highlighted, disabled keys dim. A click on a key presses it, as
+on Textual's Footer; hovering shows the key's tooltip. Bindings in a group (none in this app) are
+drawn as keys of their own.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+from textual.widget import Widget
 
 Shown = tuple[Binding, bool, str]  # a key the footer shows: (binding, enabled, tooltip)
+BAR = "▏"  # Textual's `vkey` border: what stands left of the command palette's key
 
 
-class KeyFooter(Footer):
-    """Looks and acts like Textual's Footer (same key widgets, same clicks and hover); only the way
-    it follows binding changes differs. Grouped bindings (none in this app) fall back to a rebuild."""
+@dataclass(frozen=True)
+class Key:
+    """A key as drawn: the key to press, its text and where it lies on the line."""
+
+    key: str
+    display: str
+    description: str
+    enabled: bool
+    tooltip: str
+    palette: bool = False  # the command palette's key, drawn at the right edge
+
+
+class KeyFooter(Widget, can_focus=False):
+    """One line of keys at the bottom of the main screen (see the module docstring)."""
+
+    ALLOW_SELECT = False
+    COMPONENT_CLASSES = {"footer-key--key", "footer-key--description", "footer-key--item",
+                         "footer-key--hover", "footer-key--bar"}
+    # The colours of Textual's Footer and FooterKey, so themes apply to both alike.
+    DEFAULT_CSS = """
+    KeyFooter {
+        dock: bottom;
+        height: 1;
+        width: 1fr;
+        color: $footer-foreground;
+        background: $footer-background;
+        .footer-key--item { background: $footer-item-background; }
+        .footer-key--key { color: $footer-key-foreground; background: $footer-key-background; text-style: bold; }
+        .footer-key--description { color: $footer-description-foreground; background: $footer-description-background; }
+        .footer-key--hover { color: $footer-key-foreground; background: $block-hover-background; }
+        .footer-key--bar { color: $foreground 20%; }
+    }
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._shown: list[Shown] | None = None
+        self.keys: list[Key] = []
+        self._spans: list[tuple[int, int, Key]] = []  # [start, end) of each key on the line
+        self._hover: Key | None = None
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self.bindings_changed)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
 
     def bindings_changed(self, screen: Screen) -> None:
-        self._bindings_ready = True
         if not screen.app.app_focus or not self.is_attached or screen is not self.screen:
-            return  # as Textual's Footer does
-        shown = _keys_to_show(screen)
-        if shown == self._shown:
-            return  # a focus move within a tab: same keys, nothing to do
-        first, self._shown = self._shown is None, shown
-        if first or any(binding.group is not None for binding, _, _ in shown):
-            self.call_after_refresh(self.recompose)
+            return  # as Textual's Footer does: keys follow the focused screen only
+        keys = keys_to_show(screen)
+        if keys != self.keys:  # a focus move within a tab keeps the same keys: nothing to draw
+            self.keys = keys
+            self.refresh()  # the same size whatever the keys: no layout
+
+    # -- drawing -------------------------------------------------------------------------------
+    def render(self) -> Text:
+        width = self.size.width
+        line, spans = Text(no_wrap=True, overflow="crop"), []
+        regular = [key for key in self.keys if not key.palette]
+        palette = [key for key in self.keys if key.palette]
+        for key in regular:
+            start = len(line)
+            line.append_text(self._draw(key, padded=True))
+            spans.append((start, len(line), key))
+        if palette:
+            tail = self._draw(palette[0], padded=False)
+            # Padding and the space between keys carry only a background, as Textual's do.
+            tail.append(" ", Style(bgcolor=self._base(palette[0]).bgcolor))  # Textual pads that key on the right
+            start = max(0, width - len(tail))
+            line.truncate(max(0, start - 1))
+            line.append(" " * max(0, start - 1 - len(line)), Style(bgcolor=self.rich_style.bgcolor))
+            line.append(BAR, self.get_component_rich_style("footer-key--bar"))
+            line.append_text(tail)
+            spans = [(a, min(b, start - 1), key) for a, b, key in spans if a < start - 1]
+            spans.append((start, start + len(tail), palette[0]))
+        self._spans = spans
+        return line
+
+    def _draw(self, key: Key, *, padded: bool) -> Text:
+        """A key as Textual's FooterKey draws it: the key padded by a space each side, then the
+        description and a space (the palette's key: no padding, a space before the description)."""
+        base = self._base(key)
+        key_style = base + self.get_component_rich_style("footer-key--key", partial=True)
+        description_style = base + self.get_component_rich_style("footer-key--description", partial=True)
+        if not key.description:
+            return Text(key.display, key_style)
+        if padded:
+            return Text.assemble((f" {key.display} ", key_style), (f"{key.description} ", description_style))
+        return Text.assemble((key.display, key_style), (f" {key.description}", description_style))
+
+    def _base(self, key: Key) -> Style:
+        base = self.get_component_rich_style("footer-key--hover" if key == self._hover else "footer-key--item")
+        return base + Style(dim=True) if not key.enabled else base
+
+    # -- the mouse -----------------------------------------------------------------------------
+    def key_at(self, x: int) -> Key | None:
+        """The key drawn at column `x`, if any."""
+        return next((key for start, end, key in self._spans if start <= x < end), None)
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        self._hover_over(self.key_at(event.x))
+
+    def on_leave(self, event: events.Leave) -> None:
+        self._hover_over(None)
+
+    def _hover_over(self, key: Key | None) -> None:
+        if key == self._hover:
             return
-        keys = [key for key in self.query_children(FooterKey) if not key.has_class("-command-palette")]
-        for widget, (binding, enabled, tooltip) in zip(keys, shown):
-            text = (binding.key, binding.action, self.app.get_key_display(binding), binding.description)
-            if (widget.key, widget.action, widget.key_display, widget.description) != text:
-                widget.key, widget.action, widget.key_display, widget.description = text
-                widget.refresh(layout=True)
-            if widget._disabled == enabled:
-                widget._disabled = not enabled
-                widget.set_class(not enabled, "-disabled")
-            widget.tooltip = tooltip or None
-            widget.display = True
-        # Keys beyond those shown are hidden, not removed: the next tab with more keys shows them
-        # again instead of mounting new ones (a mount and a removal per tab switch otherwise).
-        for widget in keys[len(shown):]:
-            widget.display = False
-        extra = [FooterKey(binding.key, self.app.get_key_display(binding), binding.description, binding.action,
-                         disabled=not enabled, tooltip=tooltip).data_bind(compact=Footer.compact)
-                 for binding, enabled, tooltip in shown[len(keys):]]
-        if extra:
-            palette = self.query_children(".-command-palette")
-            self.mount_all(extra, before=palette.first() if palette else None)
+        self._hover = key
+        self.tooltip = key.tooltip or None if key is not None else None
+        self.styles.pointer = "pointer" if key is not None else "default"
+        self.refresh()
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        key = self.key_at(event.x)
+        if key is None:
+            return
+        if key.enabled:
+            self.app.simulate_key(key.key)
+        else:
+            self.app.bell()
 
 
-def _keys_to_show(screen: Screen) -> list[Shown]:
-    """The keys Footer.compose would show, in its order: one per action, the first binding of each."""
+def keys_to_show(screen: Screen) -> list[Key]:
+    """The keys Textual's Footer would show, in its order: one per action (the first binding of
+    each), then the command palette's key when the app has one."""
+    app = screen.app
     by_action: dict[str, Shown] = {}
-    for _, binding, enabled, tooltip in screen.active_bindings.values():
+    active = screen.active_bindings
+    for _, binding, enabled, tooltip in active.values():
         if binding.show:
             by_action.setdefault(binding.action, (binding, enabled, tooltip))
-    return list(by_action.values())
+    keys = [Key(binding.key, app.get_key_display(binding), binding.description, enabled, tooltip)
+            for binding, enabled, tooltip in by_action.values()]
+    if app.ENABLE_COMMAND_PALETTE and app.COMMAND_PALETTE_BINDING in active:
+        _, binding, enabled, tooltip = active[app.COMMAND_PALETTE_BINDING]
+        keys.append(Key(binding.key, app.get_key_display(binding), binding.description, enabled,
+                        binding.tooltip or binding.description, palette=True))
+    return keys
