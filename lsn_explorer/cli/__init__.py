@@ -49,16 +49,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_words(parser: argparse.ArgumentParser, words: Sequence[str]) -> list[str]:
+    """The words of a command line that chose sub-parsers, outermost first: `eval run` of
+    `eval run --grid g.toml`. argparse keeps no record of the parsers it went through."""
+    chosen: list[str] = []
+    for word in words:
+        choices = next((action.choices for action in parser._actions
+                        if isinstance(action, argparse._SubParsersAction)), None)
+        if isinstance(choices, dict) and word in choices:
+            chosen.append(word)
+            parser = choices[word]
+    return chosen
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0, 2 for a user-facing error, 130 interrupted)."""
     parser = build_parser()
     # No arguments at all opens the app, the way a newcomer starts (`make run` does this too).
+    words = ["tui"] if argv is None and len(sys.argv) == 1 else list(sys.argv[1:] if argv is None else argv)
     try:
-        args, extra = parser.parse_known_args(["tui"] if argv is None and len(sys.argv) == 1 else argv)
+        args, extra = parser.parse_known_args(words)
     except SystemExit as exc:  # --help and --version (0), or an argument refused (2, already printed)
         return exc.code if isinstance(exc.code, int) else 2
     if extra:  # found after the command's own parser finished: name that command in the hint
-        command = " ".join(["lsn-explorer", *([args.command] if getattr(args, "command", None) else [])])
+        command = " ".join(["lsn-explorer", *command_words(parser, words)])
         print_error(f"unrecognized arguments: {' '.join(extra)}", f"`{command} --help` lists its arguments")
         return 2
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)

@@ -475,6 +475,17 @@ def test_bad_input_is_one_error_line_one_hint_and_nothing_written(where, request
     assert snapshot(where.root) == before
 
 
+@pytest.mark.parametrize("argv, command", [
+    (["model", "info", "--bogus"], "lsn-explorer model info"),  # a sub-command's sub-command
+    (["eval", "run", "--bogus"], "lsn-explorer eval"),  # `run` is eval's positional, not a parser
+    (["--bogus"], "lsn-explorer"),
+])
+def test_an_unknown_flag_hints_at_the_help_of_the_command_that_was_given(argv, command, capsys):
+    assert cli.main(argv) == 2
+    hint = capsys.readouterr().err.splitlines()[-1]
+    assert hint == f"hint: `{command} --help` lists its arguments"
+
+
 def test_the_catalogue_covers_every_command():
     from lsn_explorer.cli import COMMANDS
 

@@ -2,12 +2,13 @@
 
 Textual's Footer is a row of key widgets, one per key, each as wide as its text, and it rebuilds
 the row on every `bindings_updated` signal, which fires on every focus move. Any change of a key's
-text changes that widget's width, and so the whole screen was laid out again, twice per tab switch
-(issue 17: the footer alone caused a full layout and frame per switch, and its keys' size updates a
-second one). Here the footer is one widget of fixed size: a change of keys only repaints this line.
+text changes that widget's width, and so the whole screen is laid out again (issue 17: 2.0 screen
+layouts per tab switch with that footer, 1.1 with this one, headless). Here the footer is one widget
+of fixed size: a change of keys only repaints this line.
 
-It draws what Textual's Footer draws, cell for cell and style for style (the app's snapshots did
-not change with it): `␣key␣description␣` per key, the command palette's key at the right edge
+It draws what Textual's Footer draws, cell for cell and style for style (every cell of the app's
+snapshots kept its character, colours and text style; only the runs of blank cells group
+differently): `␣key␣description␣` per key, the command palette's key at the right edge
 behind a thin bar, a hovered key highlighted, disabled keys dim. A click on a key presses it, as
 on Textual's Footer; hovering shows the key's tooltip. Bindings in a group (none in this app) are
 drawn as keys of their own.
