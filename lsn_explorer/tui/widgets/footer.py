@@ -31,7 +31,7 @@ BAR = "▏"  # Textual's `vkey` border: what stands left of the command palette'
 
 @dataclass(frozen=True)
 class Key:
-    """A key as drawn: the key to press, its text and where it lies on the line."""
+    """A key as drawn: the key to press, its text and its state."""
 
     key: str
     display: str
@@ -89,21 +89,22 @@ class KeyFooter(Widget, can_focus=False):
         line, spans = Text(no_wrap=True, overflow="crop"), []
         regular = [key for key in self.keys if not key.palette]
         palette = [key for key in self.keys if key.palette]
-        for key in regular:
-            start = len(line)
+        for key in regular:  # positions in cells, as mouse events give them
+            start = line.cell_len
             line.append_text(self._draw(key, padded=True))
-            spans.append((start, len(line), key))
+            spans.append((start, line.cell_len, key))
         if palette:
             tail = self._draw(palette[0], padded=False)
-            # Padding and the space between keys carry only a background, as Textual's do.
-            tail.append(" ", Style(bgcolor=self._base(palette[0]).bgcolor))  # Textual pads that key on the right
-            start = max(0, width - len(tail))
+            # The blank cells (that key's right padding, the gap before the bar) carry only a
+            # background, as Textual's blank cells do.
+            tail.append(" ", Style(bgcolor=self._base(palette[0]).bgcolor))
+            start = max(0, width - tail.cell_len)
             line.truncate(max(0, start - 1))
-            line.append(" " * max(0, start - 1 - len(line)), Style(bgcolor=self.rich_style.bgcolor))
+            line.append(" " * max(0, start - 1 - line.cell_len), Style(bgcolor=self.rich_style.bgcolor))
             line.append(BAR, self.get_component_rich_style("footer-key--bar"))
             line.append_text(tail)
             spans = [(a, min(b, start - 1), key) for a, b, key in spans if a < start - 1]
-            spans.append((start, start + len(tail), palette[0]))
+            spans.append((start, start + tail.cell_len, palette[0]))
         self._spans = spans
         return line
 
@@ -138,7 +139,7 @@ class KeyFooter(Widget, can_focus=False):
         if key == self._hover:
             return
         self._hover = key
-        self.tooltip = key.tooltip or None if key is not None else None
+        self.tooltip = (key.tooltip or None) if key is not None else None
         self.styles.pointer = "pointer" if key is not None else "default"
         self.refresh()
 
