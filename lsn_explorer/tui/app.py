@@ -23,9 +23,8 @@ from typing import Any, Callable, Iterable, TypeVar
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.lazy import Lazy
 from textual.screen import Screen
-from textual.widgets import Header, Static, TabbedContent, TabPane
+from textual.widgets import Header, Static, TabbedContent
 
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.hints import app_hint
@@ -39,7 +38,6 @@ from lsn_explorer.tui.messages import (
     ResultsRequested,
     SessionChanged,
 )
-from lsn_explorer.tui.panels.analysis import AnalysisPanel
 from lsn_explorer.tui.panels.base import Panel
 from lsn_explorer.tui.panels.generate import GeneratePanel
 from lsn_explorer.tui.panels.history import HistoryPanel
@@ -51,22 +49,11 @@ from lsn_explorer.tui.panels.results import ResultsPanel
 from lsn_explorer.tui.panels.score import ScorePanel
 from lsn_explorer.tui.screens.model import ModelScreen
 from lsn_explorer.tui.screens.sessions import SessionScreen
+from lsn_explorer.tui.tabs import TABS, Tabs
 from lsn_explorer.tui.widgets.footer import KeyFooter
 from lsn_explorer.workbench.bench import Workbench
 
 PanelT = TypeVar("PanelT", bound=Panel)
-TABS: tuple[tuple[str, str, str], ...] = (
-    # (id, title, key)
-    ("languages", "Languages", "f2"),
-    ("neurons", "Neurons", "f3"),
-    ("interventions", "Interventions", "f4"),
-    ("generate", "Generate", "f5"),
-    ("score", "Score", "f6"),
-    ("history", "History", "f7"),
-    ("jobs", "Jobs", "f8"),
-    ("results", "Results", "f9"),
-    ("analysis", "Analysis", "f10"),
-)
 
 
 class LsnApp(App[None]):
@@ -77,7 +64,7 @@ class LsnApp(App[None]):
     AUTO_FOCUS = None  # focus goes where each panel puts it, not to the first widget found
     BINDINGS = [
         Binding("f1", "help", "Help"),
-        *[Binding(key, f"show_tab('{tab}')", title, show=False) for tab, title, key in TABS],
+        *[Binding(key, f"show_tab('{tab}')", title, show=False) for tab, title, key, _panel in TABS],
         Binding("ctrl+g", "generate", "Generate", priority=True),
         Binding("ctrl+r", "score", "Score", priority=True),
         # Not a priority binding: in a text field Ctrl+E keeps its usual meaning (end of line).
@@ -108,27 +95,8 @@ class LsnApp(App[None]):
 
     # -- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        # Only the first tab is built before the first paint; the others mount right after it.
         yield Header(show_clock=False, icon="≡")
-        with TabbedContent(initial="languages"):
-            with TabPane("Languages", id="languages"):
-                yield LanguagesPanel()
-            with TabPane("Neurons", id="neurons"):
-                yield Lazy(NeuronsPanel())
-            with TabPane("Interventions", id="interventions"):
-                yield Lazy(InterventionsPanel())
-            with TabPane("Generate", id="generate"):
-                yield Lazy(GeneratePanel())
-            with TabPane("Score", id="score"):
-                yield Lazy(ScorePanel())
-            with TabPane("History", id="history"):
-                yield Lazy(HistoryPanel())
-            with TabPane("Jobs", id="jobs"):
-                yield Lazy(JobsPanel())
-            with TabPane("Results", id="results"):
-                yield Lazy(ResultsPanel())
-            with TabPane("Analysis", id="analysis"):
-                yield Lazy(AnalysisPanel())
+        yield Tabs()
         yield Static(id="status")
         yield KeyFooter()
 
@@ -144,7 +112,7 @@ class LsnApp(App[None]):
         """Open (or create) a session and restore every panel from it; the model stays loaded."""
         if not name:
             if self.workbench is None:
-                self.exit()
+                self.call_later(self.action_quit)
             return
         try:
             workbench = Workbench.open(name, self.root, corpus_dir=self.corpus_dir)
@@ -352,6 +320,15 @@ class LsnApp(App[None]):
             await asyncio.sleep(0.02)
         return pane.query_one(panel)  # still missing after 5 s: let NoMatches say so
 
+    async def action_quit(self) -> None:
+        """Quit once the lazily mounted tabs are (tabs.py: quitting mid-mount printed errors)."""
+        tabs = self.screen_stack[0].query_one(Tabs)
+        for _ in range(250):
+            if tabs.later_panels_mounted():
+                break
+            await asyncio.sleep(0.02)
+        self.exit()
+
     def action_help(self) -> None:
         from lsn_explorer.tui.screens.help import HelpScreen  # Markdown is slow to import; not needed to paint
 
@@ -440,7 +417,7 @@ class LsnApp(App[None]):
             ("Help", "what LAPE, Act Prob 90p, Type-1/Type-2 and the values mean", self.action_help),
         ]
         commands += [(f"Show {title}", f"the {title} tab ({key.upper()})", lambda tab=tab: self.action_show_tab(tab))
-                     for tab, title, key in TABS]
+                     for tab, title, key, _panel in TABS]
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
 
