@@ -28,6 +28,7 @@ from textual.widgets import Header, Static, TabbedContent
 
 from lsn_explorer.errors import LsnError
 from lsn_explorer.tui.hints import app_hint
+from lsn_explorer.tui.lane import run_in_lane
 from lsn_explorer.tui.messages import (
     AdapterChosen,
     JobEnded,
@@ -199,21 +200,22 @@ class LsnApp(App[None]):
             return False
         return True
 
-    @work(thread=True, group="model", exit_on_error=False)
-    def _lane_worker(self, label: str, call: Callable[[threading.Event], Any], done: Callable[[Any], None] | None,
-                     cancel: threading.Event) -> None:
+    @work(group="model", exit_on_error=False)
+    async def _lane_worker(self, label: str, call: Callable[[threading.Event], Any],
+                           done: Callable[[Any], None] | None, cancel: threading.Event) -> None:
         try:
-            result = call(cancel)
+            result = await run_in_lane(call, cancel)  # a thread the app need not wait for (lane.py)
             if done is not None:
-                self.call_from_thread(done, result)
+                done(result)
         except LsnError as exc:
             if not cancel.is_set():  # a cancelled run is reported once, by on_lane_freed
-                self.call_from_thread(self.show_error, exc)
+                self.show_error(exc)
         except Exception as exc:  # an engine bug: keep the app alive, keep the traceback in the session
             if self.workbench is not None:
-                self.workbench.session.log(f"{label} failed:\n{traceback.format_exc()}", level="error")
-            self.call_from_thread(self.notify, f"{label} failed unexpectedly: {exc} (traceback in the session's events)",
-                                  severity="error", markup=False)
+                self.workbench.session.log(f"{label} failed:\n{''.join(traceback.format_exception(exc))}",
+                                           level="error")
+            self.notify(f"{label} failed unexpectedly: {exc} (traceback in the session's events)",
+                        severity="error", markup=False)
         finally:
             self.post_message(LaneFreed(label, cancel.is_set()))
 
@@ -322,6 +324,7 @@ class LsnApp(App[None]):
 
     async def action_quit(self) -> None:
         """Quit once the lazily mounted tabs are (tabs.py: quitting mid-mount printed errors)."""
+        self._cancel.set()  # a running model task stops at its next check; one that cannot is left behind
         tabs = self.screen_stack[0].query_one(Tabs)
         for _ in range(250):
             if tabs.later_panels_mounted():
