@@ -3,7 +3,9 @@
 1. Intervened forward / plain forward over the same batches (target ≤ 1.10), with 1 % of the
    neurons overwritten by a per-neuron value at every position (one indexed write per layer).
 2. Side-by-side generation (baseline + intervened rows in one batched run) / one plain
-   generation of the same length (target ≤ 1.3).
+   generation of the same length (target ≤ 1.3), and its two factors: two plain rows in one run /
+   one row (the second row's compute: near 1 where decoding is memory-bound, as on a GPU, more
+   on a CPU) and one intervened row / one plain row (the writes).
 On the demo model and on a larger random Llama (hidden 512, 8 layers) with the demo tokenizer.
 
     .venv/bin/python bench/intervention_overhead.py [--repeat 5] [--tokens 32]
@@ -64,11 +66,16 @@ def measure(handle, name: str, repeat: int, tokens: int) -> None:
     prompt = "The old library in the town"
     one = timed(lambda: generate(handle, prompt, [None], max_new_tokens=tokens), repeat)
     both = timed(lambda: generate(handle, prompt, [None, plan], max_new_tokens=tokens), repeat)
+    # Where the side-by-side ratio goes: the second row's compute, and the writes themselves.
+    two_plain = timed(lambda: generate(handle, prompt, [None, None], max_new_tokens=tokens), repeat)
+    one_edited = timed(lambda: generate(handle, prompt, [plan], max_new_tokens=tokens), repeat)
     print(f"{name}: {plan.neuron_count()} neurons overwritten (1 %)")
     print(f"  forward  plain {plain * 1e3:7.1f} ms | intervened {intervened * 1e3:7.1f} ms | "
           f"ratio {intervened / plain:.2f} (target <= 1.10)")
     print(f"  generate one row {one * 1e3:7.1f} ms | compare (2 rows, 1 run) {both * 1e3:7.1f} ms | "
           f"ratio {both / one:.2f} (target <= 1.3)  [{tokens} new tokens]")
+    print(f"    of which: two plain rows / one {two_plain / one:.2f} (the second row's compute) | "
+          f"one intervened row / one plain {one_edited / one:.2f} (the writes)")
 
 
 def larger_random_llama(demo):

@@ -24,6 +24,7 @@ def test_the_gpu_bench_script_measures_both_precisions_on_its_tiny_shape(tmp_pat
     for precision in ("bf16", "nf4"):
         row = results[precision]
         assert row["tokens"] == 2048
-        for key in ("stats_ratio", "intervened_forward_ratio", "side_by_side_ratio"):
+        for key in ("stats_ratio", "intervened_forward_ratio", "side_by_side_ratio", "two_plain_rows_ratio",
+                    "one_intervened_row_ratio"):
             assert math.isfinite(row[key]) and row[key] > 0, (precision, key, row[key])
     assert "ratio" in done.stdout and "nf4: loaded" in done.stdout
