@@ -2,7 +2,7 @@
 analyses, the status line, the model lane and the command palette.
 
 `create_app` builds the app (tests start it on the demo model with a temporary session root).
-All model work runs through `run_model_task`: one lane, one thread worker at a time, a plain
+All model work runs through `run_model_task`: one lane, one thread at a time (lane.py), a plain
 `threading.Event` handed down to `core` for cancelling. Workers reach the UI only through
 `call_from_thread` and `post_message`.
 

@@ -4,8 +4,8 @@ Not Textual's thread worker: that runs on asyncio's default executor, which `App
 before it returns, so a quit during work nothing can interrupt (a model load: `from_pretrained`
 has no cancel point) left the user's terminal waiting for the load to finish — seconds for the
 demo model, a minute for an 8B one — with the load's progress bar drawn over their shell. A
-daemon thread is not joined: the app quits at once, and `lsn-explorer tui` then ends the process
-without waiting for the thread (cli/tui.py). What the abandoned task had not written is lost, as
+daemon thread is not joined: the app quits at once, asks the task to stop (its cancel event), and
+`lsn-explorer tui` ends the process after a one-second grace if the task has not (cli/tui.py). What the abandoned task had not written is lost, as
 with any kill; the session's store is transactional (a write is whole or absent).
 """
 
