@@ -5,8 +5,9 @@ before it returns, so a quit during work nothing can interrupt (a model load: `f
 has no cancel point) left the user's terminal waiting for the load to finish — seconds for the
 demo model, a minute for an 8B one — with the load's progress bar drawn over their shell. A
 daemon thread is not joined: the app quits at once, asks the task to stop (its cancel event), and
-`lsn-explorer tui` ends the process after a one-second grace if the task has not (cli/tui.py). What the abandoned task had not written is lost, as
-with any kill; the session's store is transactional (a write is whole or absent).
+`lsn-explorer tui` ends the process after a one-second grace if the task has not (cli/tui.py).
+What the abandoned task had not written is lost, as with any kill; the session's store is
+transactional (a write is whole or absent).
 """
 
 from __future__ import annotations
