@@ -35,6 +35,16 @@ class Parser(argparse.ArgumentParser):
         print_error(message, f"`{self.prog} --help` lists its arguments")
         raise SystemExit(2)
 
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's parse, also recording in `command_prog` the `prog` of the innermost parser
+        it went through (`lsn-explorer model info`): a sub-parser's parse ends first and sets it,
+        and argparse copies it up; the parsers around it leave it as it is."""
+        parsed, extra = super().parse_known_args(args, namespace)
+        if getattr(parsed, "command_prog", None) is None:
+            parsed.command_prog = self.prog
+        return parsed, extra
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The `lsn-explorer` parser with every command's sub-parser."""
@@ -49,19 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def command_words(parser: argparse.ArgumentParser, words: Sequence[str]) -> list[str]:
-    """The words of a command line that chose sub-parsers, outermost first: `eval run` of
-    `eval run --grid g.toml`. argparse keeps no record of the parsers it went through."""
-    chosen: list[str] = []
-    for word in words:
-        choices = next((action.choices for action in parser._actions
-                        if isinstance(action, argparse._SubParsersAction)), None)
-        if isinstance(choices, dict) and word in choices:
-            chosen.append(word)
-            parser = choices[word]
-    return chosen
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0, 2 for a user-facing error, 130 interrupted)."""
     parser = build_parser()
@@ -72,8 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version (0), or an argument refused (2, already printed)
         return exc.code if isinstance(exc.code, int) else 2
     if extra:  # found after the command's own parser finished: name that command in the hint
-        command = " ".join(["lsn-explorer", *command_words(parser, words)])
-        print_error(f"unrecognized arguments: {' '.join(extra)}", f"`{command} --help` lists its arguments")
+        print_error(f"unrecognized arguments: {' '.join(extra)}", f"`{args.command_prog} --help` lists its arguments")
         return 2
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
