@@ -38,15 +38,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from intervention_overhead import one_percent_spec  # noqa: E402  (a sibling bench script)
-from stats_throughput import load_average, plan_for  # noqa: E402
+from intervention_overhead import timed as best_of  # noqa: E402
+from stats_throughput import calibration_time, load_average, plan_for  # noqa: E402
 
 from lsn_explorer.core.generate import generate  # noqa: E402
 from lsn_explorer.core.interventions.resolve import resolve  # noqa: E402
 from lsn_explorer.core.interventions.spec import parse_intervention  # noqa: E402
 from lsn_explorer.core.model.backend import forward_logits  # noqa: E402
 from lsn_explorer.core.model.loading import load_model  # noqa: E402
-from lsn_explorer.core.stats.accumulator import HistogramGrid  # noqa: E402
-from lsn_explorer.core.stats.collect import CALIBRATION_TOKENS, _read_layers, collect_stats  # noqa: E402
+from lsn_explorer.core.stats.collect import collect_stats  # noqa: E402
 
 SHAPES = {  # name: (hidden, d_ff, layers, query heads, key-value heads)
     "8b": (4096, 14336, 32, 32, 8),
@@ -80,16 +80,13 @@ def write_checkpoint(shape: str, folder: Path, device: str) -> None:
 
 
 def timed(run: Callable[[], Any], repeat: int) -> float:
-    """Best of `repeat` runs after one warm-up, in seconds, with the device's queue drained."""
-    run()
-    best = float("inf")
-    for _ in range(repeat):
-        sync()
-        start = time.perf_counter()
+    """intervention_overhead's best-of-`repeat` timing, each run ending with the device's queue
+    drained (so the next one starts on an empty queue too)."""
+    def run_synced() -> None:
         run()
         sync()
-        best = min(best, time.perf_counter() - start)
-    return best
+
+    return best_of(run_synced, repeat)
 
 
 def sync() -> None:
@@ -113,15 +110,7 @@ def measure(handle, args: argparse.Namespace) -> dict[str, float]:
 
     forward_s = timed(plain, args.repeat)
     stats_s = timed(lambda: collect_stats(handle, plan, site="s"), args.repeat)
-    first = next(n for n in range(1, len(plan.batches) + 1)  # the batches collect_stats calibrates on
-                 if n == len(plan.batches) or sum(b.numel() for b in plan.batches[:n]) >= CALIBRATION_TOKENS)
-    calibration = [_read_layers(handle, batch, "s") for batch in plan.batches[:first]]
-    sync()
-    start = time.perf_counter()
-    HistogramGrid.calibrate([torch.cat(rows) for rows in zip(*calibration)])
-    sync()
-    calibration_s = time.perf_counter() - start
-    del calibration
+    calibration_s = calibration_time(handle, plan, "s")
     out = {"tokens": plan.total_tokens, "forward_tok_s": plan.total_tokens / forward_s,
            "stats_tok_s": plan.total_tokens / stats_s, "stats_ratio": forward_s / stats_s,
            "calibration_s": calibration_s, "stats_ratio_without_calibration": forward_s / (stats_s - calibration_s)}

@@ -84,6 +84,8 @@ def calibration_time(handle, plan, site: str) -> float:
         tokens += plan.batches[n].numel()
         n += 1
     layers = [_read_layers(handle, plan.batches[k], site) for k in range(n)]
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # the reads are queued on a GPU; the grid's end syncs by itself
     start = time.perf_counter()
     HistogramGrid.calibrate([torch.cat(rows) for rows in zip(*layers)])
     return time.perf_counter() - start

@@ -63,9 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0, 2 for a user-facing error, 130 interrupted)."""
     parser = build_parser()
     # No arguments at all opens the app, the way a newcomer starts (`make run` does this too).
-    words = ["tui"] if argv is None and len(sys.argv) == 1 else list(sys.argv[1:] if argv is None else argv)
     try:
-        args, extra = parser.parse_known_args(words)
+        args, extra = parser.parse_known_args(["tui"] if argv is None and len(sys.argv) == 1 else argv)
     except SystemExit as exc:  # --help and --version (0), or an argument refused (2, already printed)
         return exc.code if isinstance(exc.code, int) else 2
     if extra:  # found after the command's own parser finished: name that command in the hint

@@ -55,4 +55,3 @@ async def test_every_tab_key_pressed_at_once_after_launch_focuses_its_tab(make_a
         panel = app.query_one(TabbedContent).active_pane.query_one(Panel)
         assert type(panel).__name__ == "AnalysisPanel"
         assert app.focused is panel.query_one(panel.DEFAULT_FOCUS)
-
